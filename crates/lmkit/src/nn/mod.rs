@@ -1,0 +1,285 @@
+//! Training-ready layers: each works in eval mode for inference and in train mode for
+//! fine-tuning (dropout on, gradients through every op, including layer norm and softmax).
+
+pub mod ops;
+pub mod weights;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use rayon::prelude::*;
+
+pub use ops::{layer_norm, softmax_last_dim};
+pub use weights::{Init, Weights};
+
+/// `torch.nn.Linear`: y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Loads `{name}.weight` (out x in) and `{name}.bias` from the checkpoint.
+    pub fn load(w: &Weights, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weight = w.get((out_dim, in_dim), "weight")?;
+        let bias = Some(w.get(out_dim, "bias")?);
+        Ok(Self { weight, bias })
+    }
+
+    /// A new layer initialised as transformers does: normal(0, std) weights, zero bias.
+    pub fn load_or_init(w: &Weights, in_dim: usize, out_dim: usize, std: f64) -> Result<Self> {
+        let weight = w.get_or_init((out_dim, in_dim), "weight", Init::Normal(std))?;
+        let bias = Some(w.get_or_init(out_dim, "bias", Init::Zeros)?);
+        Ok(Self { weight, bias })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = *dims.last().unwrap_or(&1);
+        let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
+        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = dims;
+        *out.last_mut().unwrap() = self.weight.dim(0)?;
+        y.reshape(out)
+    }
+}
+
+/// `torch.nn.Embedding`: a lookup table; differentiable through `index_select`.
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    pub weight: Tensor,
+}
+
+impl Embedding {
+    pub fn load(w: &Weights, num: usize, dim: usize) -> Result<Self> {
+        Ok(Self {
+            weight: w.get((num, dim), "weight")?,
+        })
+    }
+}
+
+impl Module for Embedding {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut shape = ids.dims().to_vec();
+        shape.push(self.weight.dim(1)?);
+        let flat = ids.flatten_all()?;
+        let num = self.weight.dim(0)?;
+        let max = flat.max(0)?.to_dtype(DType::I64)?.to_scalar::<i64>()?;
+        if max < 0 || max as usize >= num {
+            candle_core::bail!(
+                "token id {max} is out of range for an embedding table of {num} rows"
+            )
+        }
+        self.weight.index_select(&flat, 0)?.reshape(shape)
+    }
+}
+
+/// `torch.nn.LayerNorm` over the last dimension, with a backward pass (see [`ops`]).
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(w: &Weights, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: w.get(dim, "weight")?,
+            bias: w.get(dim, "bias")?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// Activation functions by their transformers `hidden_act` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// "gelu": the exact erf form, as `torch.nn.functional.gelu`.
+    Gelu,
+    /// "gelu_new", "gelu_pytorch_tanh", "gelu_fast": the tanh approximation.
+    GeluTanh,
+    Relu,
+    Silu,
+}
+
+impl Activation {
+    pub fn from_name(name: &str) -> std::result::Result<Self, String> {
+        match name {
+            "gelu" => Ok(Self::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Self::GeluTanh),
+            "relu" => Ok(Self::Relu),
+            "silu" | "swish" => Ok(Self::Silu),
+            other => Err(format!(
+                "unsupported activation {other:?} (supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu)"
+            )),
+        }
+    }
+
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Gelu => x.gelu_erf(),
+            Self::GeluTanh => x.gelu(),
+            Self::Relu => x.relu(),
+            Self::Silu => x.silu(),
+        }
+    }
+}
+
+/// Where dropout masks come from: one seed and a call counter shared by every dropout layer of
+/// a model. Mask element `i` of call `k` is a pure function of (seed, k, i), so a run is
+/// reproducible from the seed, and resumable from (seed, counter), without storing masks.
+#[derive(Debug)]
+pub struct DropoutRng {
+    seed: AtomicU64,
+    counter: AtomicU64,
+}
+
+impl DropoutRng {
+    pub fn new(seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            seed: AtomicU64::new(seed),
+            counter: AtomicU64::new(0),
+        })
+    }
+    /// (seed, calls so far): everything needed to continue the same mask sequence.
+    pub fn state(&self) -> (u64, u64) {
+        (
+            self.seed.load(Ordering::SeqCst),
+            self.counter.load(Ordering::SeqCst),
+        )
+    }
+    pub fn set_state(&self, seed: u64, counter: u64) {
+        self.seed.store(seed, Ordering::SeqCst);
+        self.counter.store(counter, Ordering::SeqCst);
+    }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Inverted dropout as `torch.nn.Dropout`: in training, zero each element with probability p and
+/// scale the rest by 1/(1-p); in eval mode, the identity.
+#[derive(Clone, Debug)]
+pub struct Dropout {
+    pub p: f64,
+    rng: Arc<DropoutRng>,
+}
+
+impl Dropout {
+    pub fn new(p: f64, rng: Arc<DropoutRng>) -> Self {
+        Self { p, rng }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.p == 0.0 {
+            return Ok(x.clone());
+        }
+        if !(0.0..1.0).contains(&self.p) {
+            candle_core::bail!("dropout probability must be in [0, 1), got {}", self.p)
+        }
+        let (seed, _) = self.rng.state();
+        let call = self.rng.counter.fetch_add(1, Ordering::SeqCst);
+        let base = splitmix64(seed ^ splitmix64(call));
+        let threshold = (self.p * (u32::MAX as f64 + 1.0)) as u64;
+        let scale = (1.0 / (1.0 - self.p)) as f32;
+        let n = x.elem_count();
+        let mut mask = vec![0f32; n];
+        mask.par_chunks_mut(4096)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (j, m) in chunk.iter_mut().enumerate() {
+                    let r = splitmix64(base.wrapping_add((c * 4096 + j) as u64)) >> 32;
+                    *m = if r >= threshold { scale } else { 0.0 };
+                }
+            });
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x * mask
+    }
+}
+
+/// Cross-entropy of logits (batch, classes) against integer labels (batch), averaged, as
+/// `torch.nn.functional.cross_entropy` / Keras' sparse categorical cross-entropy on logits.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?;
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let log_probs = shifted.broadcast_sub(&lse)?;
+    let labels = labels.to_dtype(DType::U32)?.unsqueeze(1)?;
+    let picked = log_probs.gather(&labels, 1)?;
+    picked.mean_all()?.neg()
+}
+
+/// Attention bias from a 0/1 padding mask (batch, seq): 0 where attended, the dtype's most
+/// negative value where padded (as transformers' `get_extended_attention_mask`), shaped
+/// (batch, 1, 1, seq) to broadcast over heads and query positions.
+pub fn attention_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, s) = mask.dims2()?;
+    let min = match dtype {
+        DType::F64 => f64::MIN,
+        DType::F16 => -65504.0,
+        _ => f32::MIN as f64,
+    };
+    let m = mask.to_dtype(dtype)?;
+    ((m.ones_like()? - m)? * min)?.reshape((b, 1, 1, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn dropout_is_seeded_unbiased_and_identity_in_eval() -> Result<()> {
+        let x = Tensor::ones((100, 1000), DType::F32, &Device::Cpu)?;
+        let rng = DropoutRng::new(7);
+        let d = Dropout::new(0.1, rng.clone());
+        assert_eq!(
+            d.forward_t(&x, false)?.sum_all()?.to_scalar::<f32>()?,
+            100_000.0
+        );
+        let a = d.forward_t(&x, true)?;
+        let zeros = a
+            .eq(0f32)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
+        // 100k Bernoulli(0.1) draws: sd = sqrt(100000*0.1*0.9) ~ 95; 5 sd bounds.
+        assert!((zeros - 10_000.0).abs() < 475.0, "{zeros} zeros");
+        let mean = a.mean_all()?.to_scalar::<f32>()?;
+        assert!((mean - 1.0).abs() < 0.006, "mean {mean}");
+        rng.set_state(7, 0);
+        let b = d.forward_t(&x, true)?;
+        assert_eq!((a - b)?.abs()?.sum_all()?.to_scalar::<f32>()?, 0.0);
+        Ok(())
+    }
+
+    #[test]
+    fn cross_entropy_matches_hand_computation() -> Result<()> {
+        let logits = Tensor::new(&[[1.0f64, 2.0, 3.0], [0.0, 0.0, 0.0]], &Device::Cpu)?;
+        let labels = Tensor::new(&[2u32, 0], &Device::Cpu)?;
+        let got = cross_entropy(&logits, &labels)?.to_scalar::<f64>()?;
+        let l0 = -(3f64.exp() / (1f64.exp() + 2f64.exp() + 3f64.exp())).ln();
+        let l1 = -(1.0f64 / 3.0).ln();
+        assert!((got - (l0 + l1) / 2.0).abs() < 1e-12);
+        Ok(())
+    }
+}

@@ -1,0 +1,424 @@
+//! Checkpoint tensors by name, as models ask for them while they are built.
+//!
+//! Plays the part of candle's `VarBuilder`, with three differences that matter for fine-tuning:
+//! a tensor the body needs but the checkpoint lacks is an error (never a silent random init);
+//! only layers that are new by design (a classification head) may be initialised, and they are
+//! reported; in trainable mode every tensor becomes a `Var` recorded under its canonical name,
+//! which is what the optimiser updates and what `save` writes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use rand::SeedableRng;
+use rand_distr::Distribution;
+
+use super::DropoutRng;
+
+/// How to initialise a tensor that is new by design (not in the checkpoint).
+#[derive(Clone, Copy, Debug)]
+pub enum Init {
+    Normal(f64),
+    Zeros,
+    Ones,
+}
+
+struct Inner {
+    tensors: HashMap<String, Tensor>,
+    source: String,
+    /// Prefixes a checkpoint may or may not carry (e.g. "bert."), tried both ways.
+    optional_prefixes: Vec<String>,
+    device: Device,
+    dtype: DType,
+    trainable: bool,
+    params: Mutex<Vec<(String, Var)>>,
+    frozen: Mutex<Vec<(String, Tensor)>>,
+    initialised: Mutex<Vec<String>>,
+    used: Mutex<BTreeSet<String>>,
+    init_rng: Mutex<rand::rngs::StdRng>,
+    dropout_rng: Arc<DropoutRng>,
+}
+
+/// A view on checkpoint tensors under a name prefix.
+#[derive(Clone)]
+pub struct Weights {
+    inner: Arc<Inner>,
+    prefix: String,
+}
+
+impl Weights {
+    /// From tensors already in memory; `source` names them in error messages.
+    pub fn from_tensors(
+        tensors: HashMap<String, Tensor>,
+        source: impl Into<String>,
+        device: &Device,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                tensors,
+                source: source.into(),
+                optional_prefixes: vec![],
+                device: device.clone(),
+                dtype: DType::F32,
+                trainable: false,
+                params: Mutex::new(vec![]),
+                frozen: Mutex::new(vec![]),
+                initialised: Mutex::new(vec![]),
+                used: Mutex::new(BTreeSet::new()),
+                init_rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(42)),
+                dropout_rng: DropoutRng::new(42),
+            }),
+            prefix: String::new(),
+        }
+    }
+
+    /// No checkpoint at all: every tensor must be initialised (random test models).
+    pub fn empty(device: &Device) -> Self {
+        Self::from_tensors(HashMap::new(), "<new model>", device)
+    }
+
+    /// Reads `model.safetensors` (or its shards, or `pytorch_model.bin`) from a model folder.
+    pub fn from_folder(dir: &Path, device: &Device) -> anyhow::Result<Self> {
+        let files = checkpoint_files(dir)?;
+        let mut tensors = HashMap::new();
+        for f in &files {
+            tensors.extend(read_checkpoint(f, device)?);
+        }
+        let source = files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(Self::from_tensors(tensors, source, device))
+    }
+
+    fn with_inner(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("Weights options must be set before the model is built"));
+        f(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+            prefix: self.prefix,
+        }
+    }
+
+    /// Prefixes that checkpoints of this architecture may or may not carry ("bert.").
+    pub fn optional_prefixes(self, p: &[&str]) -> Self {
+        let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+        self.with_inner(|i| i.optional_prefixes = p)
+    }
+
+    /// Makes every tensor a `Var` (for fine-tuning) and seeds new-layer initialisation.
+    pub fn trainable(self, seed: u64) -> Self {
+        self.with_inner(|i| {
+            i.trainable = true;
+            i.init_rng = Mutex::new(rand::rngs::StdRng::seed_from_u64(seed));
+            i.dropout_rng = DropoutRng::new(seed);
+        })
+    }
+
+    /// Seeds the initialisation of new layers without making the model trainable.
+    pub fn seed(self, seed: u64) -> Self {
+        self.with_inner(|i| {
+            i.init_rng = Mutex::new(rand::rngs::StdRng::seed_from_u64(seed));
+            i.dropout_rng = DropoutRng::new(seed);
+        })
+    }
+
+    pub fn dtype(self, dtype: DType) -> Self {
+        self.with_inner(|i| i.dtype = dtype)
+    }
+
+    pub fn pp(&self, name: impl AsRef<str>) -> Self {
+        let name = name.as_ref();
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        };
+        Self {
+            inner: self.inner.clone(),
+            prefix,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.inner.device
+    }
+
+    pub fn dropout_rng(&self) -> Arc<DropoutRng> {
+        self.inner.dropout_rng.clone()
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        }
+    }
+
+    /// Checkpoint keys that may hold `name`: as is, with/without optional prefixes, and the
+    /// old `LayerNorm.gamma/beta` spelling.
+    fn candidates(&self, name: &str) -> Vec<String> {
+        let mut out = vec![name.to_string()];
+        for p in &self.inner.optional_prefixes {
+            match name.strip_prefix(p.as_str()) {
+                Some(rest) => out.push(rest.to_string()),
+                None => out.push(format!("{p}{name}")),
+            }
+        }
+        let legacy: Vec<String> = out
+            .iter()
+            .filter_map(|n| {
+                if !n.contains("LayerNorm") && !n.contains("layer_norm") {
+                    return None;
+                }
+                n.strip_suffix(".weight")
+                    .map(|b| format!("{b}.gamma"))
+                    .or_else(|| n.strip_suffix(".bias").map(|b| format!("{b}.beta")))
+            })
+            .collect();
+        out.extend(legacy);
+        out
+    }
+
+    fn lookup(&self, name: &str) -> Option<(String, Tensor)> {
+        self.candidates(name)
+            .into_iter()
+            .find_map(|k| self.inner.tensors.get(&k).map(|t| (k, t.clone())))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.lookup(&self.full_name(name)).is_some()
+    }
+
+    /// A tensor the checkpoint must have, with exactly this shape.
+    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+        let shape = shape.into();
+        let full = self.full_name(name);
+        match self.lookup(&full) {
+            Some((key, t)) => self.register(&full, &key, t, &shape),
+            None => candle_core::bail!(
+                "tensor {full:?} (shape {:?}) is missing from {}; is this the right model for this architecture?",
+                shape.dims(),
+                self.inner.source
+            ),
+        }
+    }
+
+    /// A tensor from the checkpoint if present, else newly initialised (and reported).
+    pub fn get_or_init(&self, shape: impl Into<Shape>, name: &str, init: Init) -> Result<Tensor> {
+        let shape = shape.into();
+        let full = self.full_name(name);
+        if let Some((key, t)) = self.lookup(&full) {
+            return self.register(&full, &key, t, &shape);
+        }
+        let t = {
+            let mut rng = self.inner.init_rng.lock().unwrap();
+            let n = shape.elem_count();
+            let v: Vec<f32> = match init {
+                Init::Zeros => vec![0.0; n],
+                Init::Ones => vec![1.0; n],
+                Init::Normal(std) => {
+                    let d = rand_distr::Normal::new(0.0f32, std as f32)
+                        .map_err(candle_core::Error::wrap)?;
+                    (0..n).map(|_| d.sample(&mut *rng)).collect()
+                }
+            };
+            Tensor::from_vec(v, shape.clone(), &self.inner.device)?.to_dtype(self.inner.dtype)?
+        };
+        self.inner.initialised.lock().unwrap().push(full.clone());
+        self.store(&full, t)
+    }
+
+    fn register(&self, full: &str, key: &str, t: Tensor, shape: &Shape) -> Result<Tensor> {
+        if t.shape() != shape {
+            candle_core::bail!(
+                "tensor {key:?} in {} has shape {:?}, but the model config needs {:?}",
+                self.inner.source,
+                t.dims(),
+                shape.dims()
+            )
+        }
+        self.inner.used.lock().unwrap().insert(key.to_string());
+        let t = t
+            .to_device(&self.inner.device)?
+            .to_dtype(self.inner.dtype)?;
+        self.store(full, t)
+    }
+
+    fn store(&self, full: &str, t: Tensor) -> Result<Tensor> {
+        if self.inner.trainable {
+            let v = Var::from_tensor(&t)?;
+            let out = v.as_tensor().clone();
+            self.inner
+                .params
+                .lock()
+                .unwrap()
+                .push((full.to_string(), v));
+            Ok(out)
+        } else {
+            self.inner
+                .frozen
+                .lock()
+                .unwrap()
+                .push((full.to_string(), t.clone()));
+            Ok(t)
+        }
+    }
+
+    /// The trainable parameters, by canonical name, in creation order.
+    pub fn params(&self) -> Vec<(String, Var)> {
+        self.inner.params.lock().unwrap().clone()
+    }
+
+    /// Every tensor the model holds, by canonical (saved) name.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .params()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        out.extend(self.inner.frozen.lock().unwrap().iter().cloned());
+        out
+    }
+
+    /// Names of tensors that were initialised because the checkpoint lacked them.
+    pub fn newly_initialised(&self) -> Vec<String> {
+        self.inner.initialised.lock().unwrap().clone()
+    }
+
+    /// Checkpoint tensors the model did not use (e.g. a pre-training head).
+    pub fn unused(&self) -> Vec<String> {
+        let used = self.inner.used.lock().unwrap();
+        let mut v: Vec<String> = self
+            .inner
+            .tensors
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// The weight files of a Hugging Face model folder, in the order transformers prefers them.
+pub fn checkpoint_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index)?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: invalid JSON: {e}", index.display()))?;
+        let map = v["weight_map"]
+            .as_object()
+            .ok_or_else(|| anyhow::anyhow!("{}: no \"weight_map\" object", index.display()))?;
+        let files: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    let bin = dir.join("pytorch_model.bin");
+    if bin.is_file() {
+        return Ok(vec![bin]);
+    }
+    anyhow::bail!(
+        "no weights in {}: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin",
+        dir.display()
+    )
+}
+
+/// Reads one checkpoint file (safetensors, or a PyTorch pickle via candle's reader).
+pub fn read_checkpoint(path: &Path, device: &Device) -> anyhow::Result<HashMap<String, Tensor>> {
+    let is_bin = path.extension().is_some_and(|e| e == "bin" || e == "pt");
+    let r = if is_bin {
+        candle_core::pickle::read_all(path).map(|v| v.into_iter().collect())
+    } else {
+        candle_core::safetensors::load(path, device)
+    };
+    r.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read weights from {}: {e} (is the file complete? re-fetch the model)",
+            path.display()
+        )
+    })
+}
+
+/// Writes tensors as safetensors atomically: a temp file in the same folder, then a rename, so
+/// an interrupted save never leaves a half-written file under the final name.
+pub fn save_safetensors(tensors: &[(String, Tensor)], path: &Path) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let map: HashMap<String, Tensor> = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<Result<_>>()?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    safetensors::serialize_to_file(&map, Some(meta), tmp.path())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Builds a named set of random tensors the way transformers initialises a new model, for tests
+/// and benchmarks that need a model of a given shape without a checkpoint.
+pub struct RandomTensors {
+    prefix: String,
+    std: f64,
+    rng: rand::rngs::StdRng,
+    map: HashMap<String, Tensor>,
+}
+
+impl RandomTensors {
+    pub fn new(prefix: &str, std: f64, seed: u64) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            std,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            map: HashMap::new(),
+        }
+    }
+
+    fn put(&mut self, name: &str, t: Tensor) {
+        self.map.insert(format!("{}{}", self.prefix, name), t);
+    }
+
+    pub fn normal(&mut self, name: &str, shape: impl Into<Shape>) -> Result<()> {
+        let shape = shape.into();
+        let d =
+            rand_distr::Normal::new(0.0f32, self.std as f32).map_err(candle_core::Error::wrap)?;
+        let v: Vec<f32> = (0..shape.elem_count())
+            .map(|_| d.sample(&mut self.rng))
+            .collect();
+        let t = Tensor::from_vec(v, shape, &Device::Cpu)?;
+        self.put(name, t);
+        Ok(())
+    }
+
+    pub fn constant(&mut self, name: &str, shape: impl Into<Shape>, value: f32) -> Result<()> {
+        let t = Tensor::full(value, shape.into(), &Device::Cpu)?;
+        self.put(name, t);
+        Ok(())
+    }
+
+    pub fn linear(&mut self, name: &str, in_dim: usize, out_dim: usize) -> Result<()> {
+        self.normal(&format!("{name}.weight"), (out_dim, in_dim))?;
+        self.constant(&format!("{name}.bias"), out_dim, 0.0)
+    }
+
+    pub fn layer_norm(&mut self, name: &str, dim: usize) -> Result<()> {
+        self.constant(&format!("{name}.weight"), dim, 1.0)?;
+        self.constant(&format!("{name}.bias"), dim, 0.0)
+    }
+
+    pub fn into_map(self) -> HashMap<String, Tensor> {
+        self.map
+    }
+}

@@ -1,5 +1,7 @@
 //! `lmkit`: a thin command line over the lmkit library.
 
+mod bench;
+
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::{bail, Result};
@@ -52,6 +54,29 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
         texts: Vec<String>,
+    },
+    /// Time lmkit alone on a fixed shape (bench/compare.sh runs it beside PyTorch).
+    Bench {
+        #[command(subcommand)]
+        task: BenchTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTask {
+    /// Encoder inference + mean pooling (embeddings) on random ids, no padding.
+    Infer {
+        #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+        model: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 48)]
+        seq: usize,
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        /// One JSON object: samples_per_s, median_s, peak_rss_mib, ...
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -170,6 +195,27 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Bench { task } => match task {
+            BenchTask::Infer {
+                model,
+                batch,
+                seq,
+                iters,
+                json,
+            } => {
+                let r = bench::infer(&model, batch, seq, iters)?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!(
+                        "infer {model}: batch {batch} x {seq}: {:.1} samples/s (median {:.3} s), peak RSS {:.0} MiB",
+                        r["samples_per_s"].as_f64().unwrap_or(0.0),
+                        r["median_s"].as_f64().unwrap_or(0.0),
+                        r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+        },
     }
     Ok(())
 }

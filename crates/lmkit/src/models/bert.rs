@@ -133,7 +133,7 @@ pub struct BertAttention {
 impl BertAttention {
     pub fn load(w: &Weights, c: &BertConfig) -> Result<Self> {
         let h = c.hidden_size;
-        if h % c.num_attention_heads != 0 {
+        if !h.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
                 "hidden_size {h} is not a multiple of num_attention_heads {}",
                 c.num_attention_heads

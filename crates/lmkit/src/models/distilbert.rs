@@ -109,7 +109,7 @@ pub struct MultiHeadSelfAttention {
 
 impl MultiHeadSelfAttention {
     pub fn load(w: &Weights, c: &DistilBertConfig) -> Result<Self> {
-        if c.dim % c.n_heads != 0 {
+        if !c.dim.is_multiple_of(c.n_heads) {
             candle_core::bail!("dim {} is not a multiple of n_heads {}", c.dim, c.n_heads)
         }
         Ok(Self {

@@ -28,6 +28,8 @@ trait Float:
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::DivAssign
     + PartialOrd
 {
     fn exp(self) -> Self;
@@ -191,10 +193,10 @@ fn softmax_fwd<T: Float>(s: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
             for (o, &v) in o.iter_mut().zip(r) {
                 let e = (v - max).exp();
                 *o = e;
-                sum = sum + e;
+                sum += e;
             }
             for o in o.iter_mut() {
-                *o = *o / sum;
+                *o /= sum;
             }
         });
     Ok((T::to_cpu_storage_owned(out), l.shape().clone()))
@@ -230,7 +232,7 @@ fn softmax_bwd<T: Float>(
         .for_each(|(o, (y, g))| {
             let mut dot = T::from_f64(0.0);
             for (&a, &b) in y.iter().zip(g) {
-                dot = dot + a * b;
+                dot += a * b;
             }
             for ((o, &a), &b) in o.iter_mut().zip(y).zip(g) {
                 *o = a * (b - dot);

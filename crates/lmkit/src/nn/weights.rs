@@ -348,23 +348,19 @@ pub fn read_checkpoint(path: &Path, device: &Device) -> anyhow::Result<HashMap<S
     })
 }
 
-/// Writes tensors as safetensors atomically: a temp file in the same folder, then a rename, so
-/// an interrupted save never leaves a half-written file under the final name.
+/// Writes tensors as safetensors atomically (temp file, then rename), so an interrupted save
+/// never leaves a half-written file under the final name.
 pub fn save_safetensors(tensors: &[(String, Tensor)], path: &Path) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let map: HashMap<String, Tensor> = tensors
         .iter()
         .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<Result<_>>()?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // transformers refuses safetensors files whose metadata lacks format=pt.
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize_to_file(&map, Some(meta), tmp.path())
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    Ok(())
+    let bytes = safetensors::serialize(&map, Some(meta))
+        .map_err(|e| anyhow::anyhow!("serialising {}: {e}", path.display()))?;
+    crate::util::write_atomic(path, &bytes)
 }
 
 /// Builds a named set of random tensors the way transformers initialises a new model, for tests

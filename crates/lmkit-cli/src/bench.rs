@@ -39,7 +39,11 @@ fn random_input(vocab: usize, batch: usize, seq: usize) -> Result<ModelInput> {
 }
 
 /// Median seconds of `iters` runs of `f` after `warmup` runs.
-pub fn time_median(warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+pub fn time_median(
+    warmup: usize,
+    iters: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
     for _ in 0..warmup {
         f()?;
     }

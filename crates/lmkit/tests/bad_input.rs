@@ -27,7 +27,10 @@ fn truncated_safetensors_names_the_file() {
         .err()
         .expect("must fail")
         .to_string();
-    assert!(err.contains("model.safetensors") && err.contains("re-fetch"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("re-fetch"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -36,18 +39,39 @@ fn missing_and_misshapen_tensors_are_named() {
     copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
     // Claim a bigger hidden size than the weights have.
     let cfg = tmp.path().join("config.json");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"intermediate_size\": 37", "\"intermediate_size\": 40");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"intermediate_size\": 37", "\"intermediate_size\": 40");
     std::fs::write(&cfg, text).unwrap();
-    let err = format!("{:#}", AutoModel::from_folder(tmp.path(), &Device::Cpu).err().unwrap());
-    assert!(err.contains("intermediate.dense.weight") && err.contains("[37, 32]") && err.contains("[40, 32]"), "{err}");
+    let err = format!(
+        "{:#}",
+        AutoModel::from_folder(tmp.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+    );
+    assert!(
+        err.contains("intermediate.dense.weight")
+            && err.contains("[37, 32]")
+            && err.contains("[40, 32]"),
+        "{err}"
+    );
 
     // Two layers more than the checkpoint has.
-    let text = std::fs::read_to_string(&cfg).unwrap()
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
         .replace("\"intermediate_size\": 40", "\"intermediate_size\": 37")
         .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4");
     std::fs::write(&cfg, text).unwrap();
-    let err = format!("{:#}", AutoModel::from_folder(tmp.path(), &Device::Cpu).err().unwrap());
-    assert!(err.contains("encoder.layer.2") && err.contains("missing"), "{err}");
+    let err = format!(
+        "{:#}",
+        AutoModel::from_folder(tmp.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+    );
+    assert!(
+        err.contains("encoder.layer.2") && err.contains("missing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -55,10 +79,20 @@ fn unknown_model_type_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
     let cfg = tmp.path().join("config.json");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("\"model_type\": \"bert\"", "\"model_type\": \"mamba\"");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"model_type\": \"bert\"", "\"model_type\": \"mamba\"");
     std::fs::write(&cfg, text).unwrap();
-    let err = format!("{:#}", AutoModel::from_folder(tmp.path(), &Device::Cpu).err().unwrap());
-    assert!(err.contains("mamba") && err.contains("not supported"), "{err}");
+    let err = format!(
+        "{:#}",
+        AutoModel::from_folder(tmp.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+    );
+    assert!(
+        err.contains("mamba") && err.contains("not supported"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -73,7 +107,8 @@ fn a_bare_encoder_is_not_a_classifier_without_labels() {
 
 #[test]
 fn empty_and_overlong_texts() {
-    let st = SentenceTransformer::from_pretrained("sentence-transformers/paraphrase-MiniLM-L3-v2").unwrap();
+    let st = SentenceTransformer::from_pretrained("sentence-transformers/paraphrase-MiniLM-L3-v2")
+        .unwrap();
     // "" is [CLS] [SEP], as in transformers: a valid (if meaningless) embedding.
     let v = st.encode(&["", "hello"]).unwrap();
     assert!(v[0].iter().all(|x| x.is_finite()));
@@ -81,7 +116,13 @@ fn empty_and_overlong_texts() {
     let long = "word ".repeat(5000);
     let enc = st
         .tokenizer
-        .encode_batch(&[long.as_str()], EncodeOptions { max_length: Some(st.max_seq_length), ..Default::default() })
+        .encode_batch(
+            &[long.as_str()],
+            EncodeOptions {
+                max_length: Some(st.max_seq_length),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(enc.input_ids[0].len(), st.max_seq_length);
     assert!(enc.truncated[0] > 0);
@@ -95,7 +136,11 @@ fn empty_and_overlong_texts() {
 fn token_ids_beyond_the_vocabulary_are_an_error() {
     let m = AutoModel::from_folder(&fixtures().join("tiny-bert-cls"), &Device::Cpu).unwrap();
     let ids = candle_core::Tensor::new(&[[1u32, 500]], &Device::Cpu).unwrap();
-    let x = lmkit::models::ModelInput { attention_mask: ids.ones_like().unwrap(), input_ids: ids, token_type_ids: None };
+    let x = lmkit::models::ModelInput {
+        attention_mask: ids.ones_like().unwrap(),
+        input_ids: ids,
+        token_type_ids: None,
+    };
     let err = m.forward(&x).err().unwrap().to_string();
     assert!(err.contains("out of range"), "{err}");
 }

@@ -66,7 +66,13 @@ fn assert_all_params_get_gradients(cfg: Config) {
         match grads.get(var) {
             None => missing.push(format!("{name}: no gradient")),
             Some(g) => {
-                let n = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+                let n = g
+                    .abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 // Position rows beyond the sequence and unused token ids legitimately get 0,
                 // but the table as a whole must not.
                 if n == 0.0 || !n.is_finite() {
@@ -75,7 +81,11 @@ fn assert_all_params_get_gradients(cfg: Config) {
             }
         }
     }
-    assert!(missing.is_empty(), "parameters without gradient:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "parameters without gradient:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
@@ -104,19 +114,35 @@ fn finite_difference_check(cfg: Config) {
     let h = 1e-4;
     let mut checked = 0;
     for (name, var) in model.params() {
-        let g = grads.get(&var).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        let orig = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let g = grads
+            .get(&var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let orig = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         // The entry with the largest gradient, and the first entry.
-        let imax = (0..g.len()).max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs())).unwrap();
+        let imax = (0..g.len())
+            .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
+            .unwrap();
         for i in [0, imax] {
             let mut v = orig.clone();
             v[i] = orig[i] + h;
-            var.set(&Tensor::from_vec(v.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+            var.set(&Tensor::from_vec(v.clone(), var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
             let lp = loss_of(&model);
             v[i] = orig[i] - h;
-            var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
+            var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
             let lm = loss_of(&model);
-            var.set(&Tensor::from_vec(orig.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+            var.set(&Tensor::from_vec(orig.clone(), var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
             let fd = (lp - lm) / (2.0 * h);
             let err = (fd - g[i]).abs() / (1e-6 + fd.abs().max(g[i].abs()));
             assert!(

@@ -45,7 +45,11 @@ fn tiny_bert_and_distilbert_match_transformers() {
         let x = input(case, types);
         let clf = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None).unwrap();
         assert_eq!(clf.labels, vec!["neg", "neu", "pos"]);
-        assert!(clf.newly_initialised().is_empty(), "{:?}", clf.newly_initialised());
+        assert!(
+            clf.newly_initialised().is_empty(),
+            "{:?}",
+            clf.newly_initialised()
+        );
         let logits = flat(&clf.forward(&x, false).unwrap());
         let err = max_rel_err(&logits, &floats(&case["logits"]));
         eprintln!("{key} logits: rel err {err:.2e}");
@@ -64,7 +68,10 @@ fn minilm_tokenizer_ids_match_transformers_exactly() {
     let fx = fixture("tokenizer_minilm.json");
     let dir = lmkit::store::resolve("sentence-transformers/all-MiniLM-L6-v2").unwrap();
     let tok = AutoTokenizer::from_folder(&dir).unwrap();
-    assert_eq!(tok.model_max_length, fx["max_length"].as_u64().unwrap() as usize);
+    assert_eq!(
+        tok.model_max_length,
+        fx["max_length"].as_u64().unwrap() as usize
+    );
     let opts = EncodeOptions {
         padding: Padding::None,
         ..Default::default()
@@ -77,17 +84,32 @@ fn minilm_tokenizer_ids_match_transformers_exactly() {
         let enc = tok.encode_batch(&[text.as_str()], opts).unwrap();
         let name = case["name"].as_str().unwrap();
         assert_eq!(enc.input_ids[0], u32s(&case["input_ids"]), "case {name}");
-        assert_eq!(enc.attention_mask[0], u32s(&case["attention_mask"]), "case {name}");
-        assert_eq!(enc.token_type_ids[0], u32s(&case["token_type_ids"]), "case {name}");
+        assert_eq!(
+            enc.attention_mask[0],
+            u32s(&case["attention_mask"]),
+            "case {name}"
+        );
+        assert_eq!(
+            enc.token_type_ids[0],
+            u32s(&case["token_type_ids"]),
+            "case {name}"
+        );
         let untrunc = case["untruncated_len"].as_u64().unwrap() as usize;
-        assert_eq!(enc.input_ids[0].len() + enc.truncated[0], untrunc, "case {name}");
+        assert_eq!(
+            enc.input_ids[0].len() + enc.truncated[0],
+            untrunc,
+            "case {name}"
+        );
         if name != "long_10000_words" {
             let decoded = tok.decode(&enc.input_ids[0], true).unwrap();
             assert_eq!(decoded, case["decoded"].as_str().unwrap(), "case {name}");
         }
     }
     for case in fx["pair_cases"].as_array().unwrap() {
-        let pair = (case["text"].as_str().unwrap(), case["text_pair"].as_str().unwrap());
+        let pair = (
+            case["text"].as_str().unwrap(),
+            case["text_pair"].as_str().unwrap(),
+        );
         let enc = tok.encode_pairs(&[pair], opts).unwrap();
         assert_eq!(enc.input_ids[0], u32s(&case["input_ids"]));
         assert_eq!(enc.token_type_ids[0], u32s(&case["token_type_ids"]));
@@ -97,7 +119,10 @@ fn minilm_tokenizer_ids_match_transformers_exactly() {
 fn check_sentence_model(id: &str, fixture_name: &str, hidden_tol: f32, emb_tol: f32) {
     let fx = fixture(fixture_name);
     let st = SentenceTransformer::from_pretrained(id).unwrap();
-    assert_eq!(st.max_seq_length, fx["max_seq_length"].as_u64().unwrap() as usize);
+    assert_eq!(
+        st.max_seq_length,
+        fx["max_seq_length"].as_u64().unwrap() as usize
+    );
     assert_eq!(st.normalize, fx["normalize"].as_bool().unwrap());
     let sentences: Vec<&str> = fx["sentences"]
         .as_array()

@@ -14,7 +14,11 @@ pub fn fixture(name: &str) -> serde_json::Value {
 }
 
 pub fn u32s(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 pub fn u32_rows(v: &serde_json::Value) -> Vec<Vec<u32>> {

@@ -75,11 +75,97 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         head: usize,
     },
+    /// The course's main job: fine-tune an encoder on a labelled data set, evaluate, report.
+    Finetune(Box<FinetuneArgs>),
+    /// Evaluate a run or a fine-tuned model on a split: confusion matrix and classification report.
+    Evaluate {
+        /// A run folder (runs/<name>) or a model folder.
+        target: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// The data set (default: the run's).
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 128)]
+        max_length: usize,
+    },
+    /// Classify texts with a fine-tuned model (arguments or stdin).
+    Predict {
+        #[arg(long)]
+        model: String,
+        /// One JSON object per text: text, label, score, probabilities.
+        #[arg(long)]
+        json: bool,
+        texts: Vec<String>,
+    },
     /// Time lmkit alone on a fixed shape (bench/compare.sh runs it beside PyTorch).
     Bench {
         #[command(subcommand)]
         task: BenchTask,
     },
+}
+
+#[derive(clap::Args)]
+struct FinetuneArgs {
+    /// Pretrained encoder (id or folder).
+    #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+    model: String,
+    /// Data set name (emotion, sst2), file or folder of splits.
+    #[arg(long, default_value = "emotion")]
+    dataset: String,
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// constant, linear or cosine (after warm-up).
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+    #[arg(long, default_value_t = 0.0)]
+    warmup_ratio: f64,
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// Truncate texts to this many tokens.
+    #[arg(long, default_value_t = 128)]
+    max_length: usize,
+    /// Train on a seeded random subset of this many examples.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Run folder (default runs/<dataset>-<model name>).
+    #[arg(long)]
+    output: Option<std::path::PathBuf>,
+    /// Continue from the newest checkpoint in the run folder.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many optimizer steps (writes a checkpoint; finish with --resume).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Early stopping on val_loss, val_accuracy, val_f1_macro or val_f1_weighted.
+    #[arg(long)]
+    early_stopping: Option<String>,
+    #[arg(long, default_value_t = 2)]
+    patience: usize,
+    /// Batch examples in random order without grouping by length.
+    #[arg(long)]
+    no_bucketing: bool,
+    #[arg(long, default_value = "test")]
+    eval_split: String,
+    #[arg(long, default_value = "text")]
+    text_column: String,
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +213,8 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
         .init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
@@ -232,6 +320,15 @@ fn run(cli: Cli) -> Result<()> {
             &label_column,
             head,
         )?,
+        Command::Finetune(a) => finetune(*a)?,
+        Command::Evaluate {
+            target,
+            split,
+            dataset,
+            json,
+            max_length,
+        } => evaluate(&target, &split, dataset, json, max_length)?,
+        Command::Predict { model, json, texts } => predict(&model, json, texts)?,
         Command::Bench { task } => match task {
             BenchTask::Infer {
                 model,
@@ -352,6 +449,173 @@ fn eda(
     println!("plots:");
     for f in files {
         println!("  {}", f.display());
+    }
+    Ok(())
+}
+
+fn finetune(a: FinetuneArgs) -> Result<()> {
+    use lmkit::finetune::FinetuneConfig;
+    use lmkit::train::{EarlyStopping, TrainConfig};
+    let short = a.model.rsplit('/').next().unwrap_or(&a.model).to_string();
+    let ds_short = std::path::Path::new(&a.dataset)
+        .file_stem()
+        .map_or(a.dataset.clone(), |s| s.to_string_lossy().to_string());
+    let cfg = FinetuneConfig {
+        output: a.output.unwrap_or_else(|| {
+            std::path::PathBuf::from("runs").join(format!("{ds_short}-{short}"))
+        }),
+        model: a.model,
+        dataset: a.dataset,
+        text_column: a.text_column,
+        label_column: a.label_column,
+        max_length: a.max_length,
+        train_limit: a.train_limit,
+        eval_split: a.eval_split,
+        resume: a.resume,
+        eda: true,
+        train: TrainConfig {
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            optimizer: lmkit::optim::AdamWConfig {
+                lr: a.lr,
+                weight_decay: a.weight_decay,
+                ..Default::default()
+            },
+            schedule: a.schedule.parse()?,
+            warmup_ratio: a.warmup_ratio,
+            max_grad_norm: a.max_grad_norm,
+            grad_accum: a.grad_accum,
+            seed: a.seed,
+            bucket_by_length: !a.no_bucketing,
+            max_steps: a.max_steps,
+            early_stopping: a.early_stopping.map(|metric| EarlyStopping {
+                metric,
+                patience: a.patience,
+            }),
+            progress: !a.quiet,
+            ..Default::default()
+        },
+    };
+    let s = lmkit::finetune::run(&cfg)?;
+    println!(
+        "Confusion matrix ({} split; rows: true, columns: predicted)\n",
+        cfg.eval_split
+    );
+    println!("{}", s.report.confusion_table());
+    println!("{}", s.report);
+    println!("wall time: {:.1} min", s.seconds / 60.0);
+    println!("model:  {}", s.model_dir.display());
+    println!("report: {}", s.dir.join("report.html").display());
+    Ok(())
+}
+
+/// A run folder (with model/ and run_config.json) or a model folder.
+fn evaluate(
+    target: &str,
+    split: &str,
+    dataset: Option<String>,
+    json: bool,
+    max_length: usize,
+) -> Result<()> {
+    let t = std::path::Path::new(target);
+    let run_cfg: Option<serde_json::Value> = std::fs::read_to_string(t.join("run_config.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok());
+    let model_dir = if t.join("model").join("config.json").is_file() {
+        t.join("model")
+    } else {
+        lmkit::store::resolve(target)?
+    };
+    let dataset = dataset
+        .or_else(|| {
+            run_cfg
+                .as_ref()
+                .and_then(|c| c["dataset"].as_str().map(String::from))
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!("which data set? pass --dataset (no run_config.json in {target})")
+        })?;
+    let text_col = run_cfg
+        .as_ref()
+        .and_then(|c| c["text_column"].as_str().map(String::from))
+        .unwrap_or("text".into());
+    let max_length = run_cfg
+        .as_ref()
+        .and_then(|c| c["max_length"].as_u64())
+        .map_or(max_length, |v| v as usize);
+    let model = lmkit::models::AutoModelForSequenceClassification::load(
+        &model_dir,
+        None,
+        &candle_core::Device::Cpu,
+        None,
+    )?;
+    let tok = AutoTokenizer::from_folder(&model_dir)?;
+    let d = lmkit::data::load_dataset(&dataset)?;
+    let ds = d.split(split)?;
+    let names = ds.class_label("label")?.names.clone();
+    if names != model.labels {
+        bail!(
+            "the model's labels {:?} differ from the data set's {:?}",
+            model.labels,
+            names
+        );
+    }
+    let enc = lmkit::finetune::encode_split(ds, &tok, &text_col, max_length)?;
+    let (pred, report) = lmkit::train::evaluate(&model, &enc, 128, "label", tok.pad_token_id)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"split": split, "accuracy": report.accuracy, "f1_macro": report.f1_macro(),
+            "f1_weighted": report.f1_weighted(), "loss": pred.loss, "report": report})
+        );
+    } else {
+        println!("Confusion matrix ({split} split; rows: true, columns: predicted)\n");
+        println!("{}", report.confusion_table());
+        println!("{report}");
+    }
+    if t.join("model").is_dir() {
+        lmkit::finetune::write_eval_outputs(t, &report, &pred.predicted, ds, &text_col)?;
+    }
+    Ok(())
+}
+
+fn predict(model_id: &str, json: bool, texts: Vec<String>) -> Result<()> {
+    let texts = texts_or_stdin(texts)?;
+    let dir = match std::path::Path::new(model_id).join("model") {
+        p if p.join("config.json").is_file() => p,
+        _ => lmkit::store::resolve(model_id)?,
+    };
+    let model = lmkit::models::AutoModelForSequenceClassification::load(
+        &dir,
+        None,
+        &candle_core::Device::Cpu,
+        None,
+    )?;
+    let tok = AutoTokenizer::from_folder(&dir)?;
+    for chunk in texts.chunks(64) {
+        let enc = tok.encode_batch(chunk, EncodeOptions::default())?;
+        let x = enc.to_input(&candle_core::Device::Cpu)?;
+        let logits = model.forward(&x, false)?;
+        let probs = lmkit::nn::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+        for (text, p) in chunk.iter().zip(probs) {
+            let best = (0..p.len())
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .unwrap_or(0);
+            if json {
+                let by_label: serde_json::Map<String, serde_json::Value> = model
+                    .labels
+                    .iter()
+                    .zip(&p)
+                    .map(|(l, v)| (l.clone(), (*v as f64).into()))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"text": text, "label": model.labels[best], "score": p[best], "probabilities": by_label})
+                );
+            } else {
+                println!("{:<10} {:.4}  {text}", model.labels[best], p[best]);
+            }
+        }
     }
     Ok(())
 }

@@ -14,12 +14,17 @@
 pub mod data;
 pub mod eda;
 pub mod embed;
+pub mod finetune;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod onnx;
+pub mod optim;
 pub mod plot;
+pub mod report;
 pub mod store;
 pub mod tokenize;
+pub mod train;
 pub mod util;
 
 /// The names a course notebook uses, in one import.

@@ -243,18 +243,20 @@ impl AutoTokenizer {
                 ..Default::default()
             }))
             .map_err(|e| anyhow::anyhow!("max_length {max_len}: {e}"))?;
+            let longest = too_long.iter().map(|&i| encs[i].len()).max().unwrap_or(0);
             for &i in &too_long {
                 let enc = t
                     .encode(inputs[i].clone(), opts.add_special_tokens)
                     .map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))?;
-                tracing::warn!(
-                    "input {i} has {} tokens; truncated to {} (max_length)",
-                    encs[i].len(),
-                    enc.len()
-                );
                 truncated[i] = encs[i].len() - enc.len();
                 encs[i] = enc;
             }
+            tracing::warn!(
+                "{} of {} inputs truncated to max_length {max_len} (longest: {longest} tokens; first: input {})",
+                too_long.len(),
+                encs.len(),
+                too_long[0]
+            );
         }
         let mut out = BatchEncoding {
             truncated,

@@ -1,0 +1,530 @@
+//! Fine-tuning a sequence classifier (Keras' `model.fit(train, validation_data=val, epochs)`):
+//! AdamW, schedules, clipping, accumulation, validation each epoch, early stopping, progress,
+//! JSONL logs, atomic checkpoints and exact resume.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{DType, Device, D};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::data::batches::{batches, lengths, make_batch, BatchOptions};
+use crate::data::Dataset;
+use crate::metrics::{classification_report, Report};
+use crate::models::AutoModelForSequenceClassification;
+use crate::nn::cross_entropy;
+use crate::optim::{accumulate, clip_grad_norm, grads_of, AdamW, AdamWConfig, Grads, Schedule};
+
+/// Everything that shapes a run. Defaults are the course's: Adam 5e-5, batch 64, 5 epochs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: AdamWConfig,
+    pub schedule: Schedule,
+    /// Fraction of all optimizer steps spent warming up.
+    pub warmup_ratio: f64,
+    /// Clip the global gradient norm to this (None: no clipping).
+    pub max_grad_norm: Option<f64>,
+    /// Batches per optimizer step.
+    pub grad_accum: usize,
+    pub seed: u64,
+    /// Batch similar lengths together (less padding, same data each epoch).
+    pub bucket_by_length: bool,
+    /// Stop after this many optimizer steps (a checkpoint is written there).
+    pub max_steps: Option<usize>,
+    /// Stop when this validation metric has not improved for `patience` epochs.
+    pub early_stopping: Option<EarlyStopping>,
+    pub eval_batch_size: usize,
+    /// Show progress bars (they are hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 5,
+            batch_size: 64,
+            optimizer: AdamWConfig::default(),
+            schedule: Schedule::Constant,
+            warmup_ratio: 0.0,
+            max_grad_norm: None,
+            grad_accum: 1,
+            seed: 42,
+            bucket_by_length: true,
+            max_steps: None,
+            early_stopping: None,
+            eval_batch_size: 128,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    /// One of val_loss, val_accuracy, val_f1_macro, val_f1_weighted.
+    pub metric: String,
+    pub patience: usize,
+}
+
+/// One epoch's numbers (one line of epochs.jsonl).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub step: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub val_f1_macro: Option<f64>,
+    pub val_f1_weighted: Option<f64>,
+    pub seconds: f64,
+    pub train_samples_per_s: f64,
+}
+
+impl EpochLog {
+    fn metric(&self, name: &str) -> Option<f64> {
+        match name {
+            "val_loss" => self.val_loss.map(|v| -v),
+            "val_accuracy" => self.val_accuracy,
+            "val_f1_macro" => self.val_f1_macro,
+            "val_f1_weighted" => self.val_f1_weighted,
+            _ => None,
+        }
+    }
+}
+
+/// Where a run is: saved with each checkpoint so `resume` continues exactly.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    pub global_step: usize,
+    pub epoch: usize,
+    /// Optimizer steps already taken in `epoch`.
+    pub step_in_epoch: usize,
+    pub dropout_seed: u64,
+    pub dropout_calls: u64,
+    pub best_metric: Option<f64>,
+    pub epochs_without_improvement: usize,
+    pub history: Vec<EpochLog>,
+    /// Set by early stopping: a resumed run does not continue past it.
+    pub finished: bool,
+}
+
+/// How `fit` ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub state: TrainState,
+    /// "completed", "max_steps" or "early_stopping".
+    pub reason: String,
+}
+
+/// Per-example predictions for a split.
+#[derive(Clone, Debug)]
+pub struct Predictions {
+    pub logits: Vec<Vec<f32>>,
+    pub probabilities: Vec<Vec<f32>>,
+    pub predicted: Vec<usize>,
+    /// Mean cross-entropy when the split has labels.
+    pub loss: Option<f64>,
+}
+
+/// Runs the model over a tokenized split in length-sorted batches (eval mode, no graph kept)
+/// and returns predictions in the split's order.
+pub fn predict(
+    model: &AutoModelForSequenceClassification,
+    ds: &Dataset,
+    batch_size: usize,
+    label_column: Option<&str>,
+    pad_token_id: u32,
+) -> Result<Predictions> {
+    let lens = lengths(ds)?;
+    let opts = BatchOptions {
+        batch_size,
+        shuffle: false,
+        bucket_by_length: false,
+        label_column: label_column.map(String::from),
+        pad_token_id,
+        ..Default::default()
+    };
+    let mut order: Vec<usize> = (0..ds.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+    let n = ds.len();
+    let (mut logits, mut probs, mut pred) = (vec![vec![]; n], vec![vec![]; n], vec![0; n]);
+    let mut loss_sum = 0.0;
+    for idx in order.chunks(batch_size.max(1)) {
+        let b = make_batch(ds, idx, &lens, &opts, &Device::Cpu)?;
+        let out = model.forward(&b.input, false)?.detach();
+        if let Some(l) = &b.labels {
+            loss_sum += cross_entropy(&out, l)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
+        }
+        let p = crate::nn::softmax_last_dim(&out)?;
+        let am = out.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        for (k, (&i, (lrow, prow))) in idx
+            .iter()
+            .zip(out.to_vec2::<f32>()?.into_iter().zip(p.to_vec2::<f32>()?))
+            .enumerate()
+        {
+            logits[i] = lrow;
+            probs[i] = prow;
+            pred[i] = am[k] as usize;
+        }
+    }
+    Ok(Predictions {
+        logits,
+        probabilities: probs,
+        predicted: pred,
+        loss: label_column.map(|_| loss_sum / n.max(1) as f64),
+    })
+}
+
+/// Predicts a labelled split and scores it (sklearn's report, digits 2, zero_division 0).
+pub fn evaluate(
+    model: &AutoModelForSequenceClassification,
+    ds: &Dataset,
+    batch_size: usize,
+    label_column: &str,
+    pad_token_id: u32,
+) -> Result<(Predictions, Report)> {
+    let p = predict(model, ds, batch_size, Some(label_column), pad_token_id)?;
+    let y: Vec<usize> = ds
+        .column(label_column)?
+        .as_int()
+        .ok_or_else(|| anyhow!("{label_column:?} is not integer labels"))?
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let r = classification_report(&y, &p.predicted, &model.labels, 2, 0.0)?;
+    Ok((p, r))
+}
+
+fn append_jsonl(path: &Path, v: &impl Serialize) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(f, "{}", serde_json::to_string(v)?)?;
+    Ok(())
+}
+
+/// The newest complete checkpoint under `dir/checkpoints` (partial `.tmp-*` folders, which a
+/// crash mid-save leaves behind, are ignored).
+pub fn latest_checkpoint(dir: &Path) -> Option<PathBuf> {
+    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(dir.join("checkpoints"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let n = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix("checkpoint-")?
+                .parse()
+                .ok()?;
+            p.join("trainer_state.json").is_file().then_some((n, p))
+        })
+        .collect();
+    v.sort();
+    v.pop().map(|(_, p)| p)
+}
+
+/// Writes model + optimizer + state into `checkpoints/checkpoint-<step>` atomically (built in
+/// a temp folder, then renamed), then removes older checkpoints.
+fn save_checkpoint(
+    dir: &Path,
+    model: &AutoModelForSequenceClassification,
+    opt: &AdamW,
+    state: &TrainState,
+) -> Result<PathBuf> {
+    let root = dir.join("checkpoints");
+    std::fs::create_dir_all(&root)?;
+    let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&root)?;
+    model.save_pretrained(tmp.path())?;
+    opt.save(tmp.path())?;
+    crate::util::write_atomic(
+        &tmp.path().join("trainer_state.json"),
+        serde_json::to_string_pretty(state)?.as_bytes(),
+    )?;
+    let dest = root.join(format!("checkpoint-{}", state.global_step));
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)?;
+    }
+    std::fs::rename(tmp.keep(), &dest)?;
+    for e in std::fs::read_dir(&root)?.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if p != dest && name.starts_with("checkpoint-") {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+    Ok(dest)
+}
+
+/// Restores weights, optimizer and state from a checkpoint folder.
+fn load_checkpoint(
+    ckpt: &Path,
+    model: &AutoModelForSequenceClassification,
+    opt: &mut AdamW,
+) -> Result<TrainState> {
+    let t = crate::nn::weights::read_checkpoint(&ckpt.join("model.safetensors"), &Device::Cpu)?;
+    for (name, var) in model.params() {
+        let v = t
+            .get(&name)
+            .ok_or_else(|| anyhow!("{}: no tensor {name}", ckpt.display()))?;
+        var.set(&v.to_dtype(var.dtype())?)?;
+    }
+    opt.load(ckpt)?;
+    let state: TrainState = serde_json::from_str(
+        &std::fs::read_to_string(ckpt.join("trainer_state.json"))
+            .with_context(|| format!("reading {}", ckpt.display()))?,
+    )?;
+    model
+        .weights()
+        .dropout_rng()
+        .set_state(state.dropout_seed, state.dropout_calls);
+    Ok(state)
+}
+
+/// Fine-tunes `model` (loaded trainable) on a tokenized `train` split with a `label` column,
+/// validating on `val` after every epoch. Logs, checkpoints and the final state go to
+/// `out_dir`. With `resume`, continues from the newest checkpoint there.
+pub fn fit(
+    model: &AutoModelForSequenceClassification,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    pad_token_id: u32,
+) -> Result<Outcome> {
+    let params = model.params();
+    if params.is_empty() {
+        bail!("the model has no trainable parameters: load it with a training seed")
+    }
+    if train.is_empty() {
+        bail!("the training split is empty")
+    }
+    std::fs::create_dir_all(out_dir)?;
+    let mut opt = AdamW::new(params.clone(), cfg.optimizer.clone())?;
+    let accum = cfg.grad_accum.max(1);
+    let bopts = BatchOptions {
+        batch_size: cfg.batch_size,
+        shuffle: true,
+        seed: cfg.seed,
+        bucket_by_length: cfg.bucket_by_length,
+        label_column: Some("label".into()),
+        pad_token_id,
+    };
+    let batches_per_epoch = train.len().div_ceil(cfg.batch_size.max(1));
+    let steps_per_epoch = batches_per_epoch.div_ceil(accum);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let warmup = (cfg.warmup_ratio * total_steps as f64).round() as usize;
+
+    let mut state = TrainState::default();
+    if resume {
+        match latest_checkpoint(out_dir) {
+            Some(c) => {
+                state = load_checkpoint(&c, model, &mut opt)?;
+                eprintln!("resuming from {} (step {})", c.display(), state.global_step);
+            }
+            None => eprintln!("no checkpoint in {}: starting fresh", out_dir.display()),
+        }
+    } else {
+        for f in ["steps.jsonl", "epochs.jsonl"] {
+            let _ = std::fs::remove_file(out_dir.join(f));
+        }
+    }
+    let (seed0, _) = model.weights().dropout_rng().state();
+    if !resume || state.global_step == 0 {
+        state.dropout_seed = seed0;
+    }
+    let steps_log = out_dir.join("steps.jsonl");
+    let epochs_log = out_dir.join("epochs.jsonl");
+    let mut reason = "completed".to_string();
+
+    while state.epoch < cfg.epochs && !state.finished {
+        let epoch = state.epoch;
+        let t0 = Instant::now();
+        let all = batches(train, &bopts, epoch, &Device::Cpu)?;
+        let bar = progress_bar(
+            cfg.progress,
+            all.len() as u64,
+            &format!("epoch {}/{}", epoch + 1, cfg.epochs),
+        );
+        bar.set_position((state.step_in_epoch * accum) as u64);
+        let (mut loss_sum, mut loss_n, mut samples) = (0.0, 0usize, 0usize);
+        let mut acc: Option<Grads> = None;
+        for (bi, batch) in all.iter().enumerate().skip(state.step_in_epoch * accum) {
+            let labels = batch.labels.as_ref().context("batch without labels")?;
+            let logits = model.forward(&batch.input, true)?;
+            let loss = cross_entropy(&logits, labels)?;
+            let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !lv.is_finite() {
+                bar.abandon();
+                bail!(
+                    "the loss is not finite ({lv}) at epoch {} step {}: training stopped. The last good checkpoint is {} (lower --lr, or set --max-grad-norm)",
+                    epoch + 1,
+                    state.global_step,
+                    latest_checkpoint(out_dir).map_or("none".into(), |p| p.display().to_string())
+                );
+            }
+            let g = grads_of(&(loss / accum as f64)?.backward()?, &params);
+            match &mut acc {
+                None => acc = Some(g),
+                Some(a) => accumulate(a, g)?,
+            }
+            loss_sum += lv * batch.indices.len() as f64;
+            loss_n += batch.indices.len();
+            samples += batch.indices.len();
+            bar.inc(1);
+            let last = bi + 1 == all.len();
+            if (bi + 1) % accum != 0 && !last {
+                continue;
+            }
+            let mut grads = acc.take().unwrap();
+            let grad_norm = match cfg.max_grad_norm {
+                Some(m) => Some(clip_grad_norm(&mut grads, m)?),
+                None => None,
+            };
+            let lr = cfg
+                .schedule
+                .lr(cfg.optimizer.lr, state.global_step, warmup, total_steps);
+            opt.step(&grads, lr)?;
+            state.global_step += 1;
+            state.step_in_epoch += 1;
+            let rate = samples as f64 / t0.elapsed().as_secs_f64();
+            bar.set_message(format!("loss {lv:.4}  {rate:.1} samples/s"));
+            append_jsonl(
+                &steps_log,
+                &serde_json::json!({"step": state.global_step, "epoch": epoch + 1, "loss": lv,
+                    "lr": lr, "grad_norm": grad_norm, "tokens": batch.tokens, "samples_per_s": rate}),
+            )?;
+            if cfg.max_steps.is_some_and(|m| state.global_step >= m) {
+                bar.abandon();
+                sync_rng(model, &mut state);
+                let c = save_checkpoint(out_dir, model, &opt, &state)?;
+                eprintln!(
+                    "stopped at step {} (max_steps); checkpoint {}",
+                    state.global_step,
+                    c.display()
+                );
+                return Ok(Outcome {
+                    state,
+                    reason: "max_steps".into(),
+                });
+            }
+        }
+        bar.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        let mut log = EpochLog {
+            epoch: epoch + 1,
+            step: state.global_step,
+            train_loss: loss_sum / loss_n.max(1) as f64,
+            val_loss: None,
+            val_accuracy: None,
+            val_f1_macro: None,
+            val_f1_weighted: None,
+            seconds: secs,
+            train_samples_per_s: samples as f64 / secs,
+        };
+        if let Some(v) = val {
+            let (p, r) = evaluate(model, v, cfg.eval_batch_size, "label", pad_token_id)?;
+            log.val_loss = p.loss;
+            log.val_accuracy = Some(r.accuracy);
+            log.val_f1_macro = Some(r.f1_macro());
+            log.val_f1_weighted = Some(r.f1_weighted());
+        }
+        eprintln!(
+            "epoch {}/{}: train loss {:.4}{} ({:.0} s, {:.1} samples/s)",
+            epoch + 1,
+            cfg.epochs,
+            log.train_loss,
+            match (log.val_loss, log.val_accuracy, log.val_f1_macro) {
+                (Some(l), Some(a), Some(f)) =>
+                    format!(", val loss {l:.4}, val accuracy {a:.4}, val macro F1 {f:.4}"),
+                _ => String::new(),
+            },
+            secs,
+            log.train_samples_per_s
+        );
+        append_jsonl(&epochs_log, &log)?;
+        state.history.push(log.clone());
+        state.epoch += 1;
+        state.step_in_epoch = 0;
+        if let Some(es) = &cfg.early_stopping {
+            let m = log
+                .metric(&es.metric)
+                .ok_or_else(|| anyhow!("early stopping on {:?} needs a validation split (metrics: val_loss, val_accuracy, val_f1_macro, val_f1_weighted)", es.metric))?;
+            if state.best_metric.is_none_or(|b| m > b) {
+                state.best_metric = Some(m);
+                state.epochs_without_improvement = 0;
+            } else {
+                state.epochs_without_improvement += 1;
+                if state.epochs_without_improvement >= es.patience {
+                    state.finished = true;
+                    reason = "early_stopping".into();
+                    eprintln!(
+                        "early stopping: {} has not improved for {} epochs",
+                        es.metric, es.patience
+                    );
+                }
+            }
+        }
+        sync_rng(model, &mut state);
+        save_checkpoint(out_dir, model, &opt, &state)?;
+    }
+    Ok(Outcome { state, reason })
+}
+
+fn sync_rng(model: &AutoModelForSequenceClassification, state: &mut TrainState) {
+    let (s, c) = model.weights().dropout_rng().state();
+    state.dropout_seed = s;
+    state.dropout_calls = c;
+}
+
+fn progress_bar(show: bool, len: u64, prefix: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches  {elapsed_precise} < {eta_precise}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// Training curves from epochs.jsonl: train and validation loss, validation accuracy / F1.
+pub fn curves_chart(history: &[EpochLog]) -> crate::plot::LineChart {
+    let pts = |f: &dyn Fn(&EpochLog) -> Option<f64>| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .filter_map(|e| Some((e.epoch as f64, f(e)?)))
+            .collect()
+    };
+    let mut series = vec![("train loss".to_string(), pts(&|e| Some(e.train_loss)))];
+    for (name, f) in [
+        (
+            "val loss",
+            &(|e: &EpochLog| e.val_loss) as &dyn Fn(&EpochLog) -> Option<f64>,
+        ),
+        ("val accuracy", &|e: &EpochLog| e.val_accuracy),
+        ("val macro F1", &|e: &EpochLog| e.val_f1_macro),
+    ] {
+        let p = pts(f);
+        if !p.is_empty() {
+            series.push((name.to_string(), p));
+        }
+    }
+    crate::plot::LineChart {
+        title: "Training curves".into(),
+        x_label: "epoch".into(),
+        y_label: "loss / score".into(),
+        series,
+    }
+}

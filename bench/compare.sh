@@ -4,6 +4,8 @@
 # venv on first use (scripts/ref-venv.sh). Not part of CI.
 #
 #   bench/compare.sh infer [ROUNDS]      # all-MiniLM-L6-v2 embeddings, batch 64 x 48 tokens
+#   bench/compare.sh train [ROUNDS]      # one training step, 6-way head, dropout $DROPOUT (0.1)
+#   bench/compare.sh tokenize [ROUNDS]   # emotion train split, batched map (datasets + fast tokenizer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 task="${1:-infer}"; rounds="${2:-3}"
@@ -17,20 +19,27 @@ out="bench/results/$(date +%Y-%m-%d)-$task.jsonl"
 mkdir -p bench/results
 : > "$out"
 for r in $(seq 1 "$rounds"); do
-  $bin bench "$task" --model "$model" --batch "$batch" --seq "$seq" --iters "$iters" --json | tee -a "$out"
-  "$py" bench/torch_bench.py "$task" --model-dir "$dir" --batch "$batch" --seq "$seq" --iters "$iters" | tee -a "$out"
+  if [ "$task" = tokenize ]; then
+    $bin bench tokenize --model "$model" --iters 3 --json | tee -a "$out"
+    "$py" bench/datasets_tokenize.py --tokenizer-dir "$dir" --iters 3 | tee -a "$out"
+  elif [ "$task" = train ]; then
+    $bin bench train --model "$model" --batch "$batch" --seq "$seq" --dropout "${DROPOUT:-0.1}" --iters "${ITERS:-5}" --json | tee -a "$out"
+    "$py" bench/torch_bench.py train --model-dir "$dir" --batch "$batch" --seq "$seq" --dropout "${DROPOUT:-0.1}" --iters "${ITERS:-5}" | tee -a "$out"
+  else
+    $bin bench "$task" --model "$model" --batch "$batch" --seq "$seq" --iters "$iters" --json | tee -a "$out"
+    "$py" bench/torch_bench.py "$task" --model-dir "$dir" --batch "$batch" --seq "$seq" --iters "$iters" | tee -a "$out"
+  fi
 done
 "$py" - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-by = {}
-for r in rows:
-    by.setdefault(r["impl"], []).append(r)
-l = statistics.median(r["samples_per_s"] for r in by["lmkit"])
-t = statistics.median(r["samples_per_s"] for r in by["pytorch"])
-lr = max(r["peak_rss_mib"] for r in by["lmkit"]); tr = max(r["peak_rss_mib"] for r in by["pytorch"])
-print(f"\n{rows[0]['task']}: batch {rows[0]['batch']} x {rows[0]['seq']} tokens, {len(by['lmkit'])} rounds each, interleaved")
-print(f"  lmkit   {l:8.1f} samples/s   peak RSS {lr:7.0f} MiB")
-print(f"  pytorch {t:8.1f} samples/s   peak RSS {tr:7.0f} MiB   (torch {by['pytorch'][0]['torch']})")
-print(f"  ratio lmkit/pytorch: {l / t:.2f}x")
+key = "rows_per_s" if rows[0]["task"] == "tokenize" else "samples_per_s"
+ours = [r for r in rows if r["impl"] == "lmkit"]
+ref = [r for r in rows if r["impl"] != "lmkit"]
+l = statistics.median(r[key] for r in ours)
+t = statistics.median(r[key] for r in ref)
+print(f"\n{rows[0]['task']}: {len(ours)} rounds each, interleaved ({key})")
+print(f"  lmkit            {l:9.1f}   peak RSS {max(r.get('peak_rss_mib', 0) for r in ours):7.0f} MiB")
+print(f"  {ref[0]['impl']:<16} {t:9.1f}   peak RSS {max(r.get('peak_rss_mib', 0) for r in ref):7.0f} MiB")
+print(f"  ratio lmkit/{ref[0]['impl']}: {l / t:.2f}x")
 PY

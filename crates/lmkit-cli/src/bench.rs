@@ -83,3 +83,101 @@ pub fn infer(model: &str, batch: usize, seq: usize, iters: usize) -> Result<serd
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Tokenizing the emotion train split with batched map (batch_size 1000, padding to each
+/// batch's longest, truncation), no cache: the `datasets` + fast tokenizer workload.
+pub fn tokenize(model: &str, iters: usize) -> Result<serde_json::Value> {
+    let tok = lmkit::tokenize::AutoTokenizer::from_pretrained(model)?;
+    let d = lmkit::data::load_dataset("emotion")?;
+    let train = d.split("train")?;
+    let texts = train.column("text")?.as_str().unwrap_or_default().to_vec();
+    let opts = lmkit::tokenize::EncodeOptions::default();
+    let times = time_median(1, iters, || {
+        let out = train.map(
+            &lmkit::data::MapOptions {
+                batch_size: Some(1000),
+                fingerprint: None,
+            },
+            |b| {
+                let t = b.column("text")?.as_str().unwrap_or_default();
+                let e = tok.encode_batch(t, opts)?;
+                Ok(vec![
+                    lmkit::data::Field {
+                        name: "input_ids".into(),
+                        feature: lmkit::data::Feature::Sequence("int32".into()),
+                        column: lmkit::data::Column::IntList(e.input_ids),
+                    },
+                    lmkit::data::Field {
+                        name: "attention_mask".into(),
+                        feature: lmkit::data::Feature::Sequence("int32".into()),
+                        column: lmkit::data::Column::IntList(e.attention_mask),
+                    },
+                ])
+            },
+        )?;
+        anyhow::ensure!(out.len() == texts.len());
+        Ok(())
+    })?;
+    let median = times[times.len() / 2];
+    Ok(serde_json::json!({
+        "impl": "lmkit", "task": "tokenize", "rows": texts.len(), "median_s": median,
+        "rows_per_s": texts.len() as f64 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+/// One training step (forward with dropout, cross-entropy, backward, AdamW) of `model`'s body
+/// plus a new 6-way head on batch x seq random tokens (no padding).
+pub fn train(
+    model: &str,
+    batch: usize,
+    seq: usize,
+    dropout: f64,
+    iters: usize,
+) -> Result<serde_json::Value> {
+    use lmkit::models::{ArchConfig, AutoModelForSequenceClassification, Config};
+    let dir = lmkit::store::resolve(model)?;
+    let mut cfg = Config::from_folder(&dir)?;
+    let vocab = match &mut cfg.arch {
+        ArchConfig::Bert(c) => {
+            c.hidden_dropout_prob = dropout;
+            c.attention_probs_dropout_prob = dropout;
+            c.classifier_dropout = Some(dropout);
+            c.vocab_size
+        }
+        ArchConfig::DistilBert(c) => {
+            c.dropout = dropout;
+            c.attention_dropout = dropout;
+            c.seq_classif_dropout = dropout;
+            c.vocab_size
+        }
+    };
+    let prefix = if matches!(cfg.arch, ArchConfig::Bert(_)) {
+        "bert."
+    } else {
+        "distilbert."
+    };
+    let w = lmkit::nn::Weights::from_folder(&dir, &Device::Cpu)?
+        .optional_prefixes(&[prefix])
+        .trainable(0);
+    let labels: Vec<String> = (0..6).map(|i| format!("LABEL_{i}")).collect();
+    let m = AutoModelForSequenceClassification::from_weights(w, cfg, labels)?;
+    let params = m.params();
+    let mut opt = lmkit::optim::AdamW::new(params.clone(), Default::default())?;
+    let x = random_input(vocab, batch, seq)?;
+    let y = Tensor::from_vec(
+        (0..batch as u32).map(|i| i % 6).collect::<Vec<_>>(),
+        batch,
+        &Device::Cpu,
+    )?;
+    let times = time_median(2, iters, || {
+        let loss = lmkit::nn::cross_entropy(&m.forward(&x, true)?, &y)?;
+        let g = lmkit::optim::grads_of(&loss.backward()?, &params);
+        opt.step(&g, 5e-5)?;
+        Ok(())
+    })?;
+    let median = times[times.len() / 2];
+    Ok(serde_json::json!({
+        "impl": "lmkit", "task": "train", "model": model, "batch": batch, "seq": seq, "dropout": dropout,
+        "median_s": median, "samples_per_s": batch as f64 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
+    }))
+}

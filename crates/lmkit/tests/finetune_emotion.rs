@@ -1,0 +1,69 @@
+//! The course workflow at CI size: paraphrase-MiniLM-L3-v2 fine-tuned on a seeded 2,000-example
+//! subset of emotion for one epoch must land far above the most-frequent-class baseline
+//! (0.352 on the test split) and write a complete run folder.
+
+use lmkit::finetune::{run, FinetuneConfig};
+use lmkit::optim::AdamWConfig;
+use lmkit::train::TrainConfig;
+
+#[test]
+fn a_short_fine_tune_on_emotion_learns_and_writes_the_run_folder() {
+    let out = tempfile::tempdir().unwrap();
+    // Seed override only to measure the spread across seeds (see the threshold below).
+    let seed = std::env::var("LMKIT_CI_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42);
+    let cfg = FinetuneConfig {
+        model: "sentence-transformers/paraphrase-MiniLM-L3-v2".into(),
+        max_length: 64,
+        train_limit: Some(2000),
+        output: out.path().to_path_buf(),
+        train: TrainConfig {
+            epochs: 1,
+            batch_size: 32,
+            optimizer: AdamWConfig {
+                lr: 2e-4,
+                ..Default::default()
+            },
+            seed,
+            progress: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = run(&cfg).unwrap();
+    eprintln!(
+        "seed {seed}: test accuracy {:.4}, macro F1 {:.4}\n{}",
+        s.report.accuracy,
+        s.report.f1_macro(),
+        s.report
+    );
+    // Measured with seeds 42, 1, 2 (2026-11-28): see the closing numbers in the README; the
+    // threshold sits well below the lowest of them and far above the 0.352 baseline.
+    assert!(
+        s.report.accuracy > 0.55,
+        "test accuracy {}",
+        s.report.accuracy
+    );
+    for f in [
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+        "metrics.json",
+        "report.html",
+        "epochs.jsonl",
+        "steps.jsonl",
+        "predictions.jsonl",
+        "plots/confusion_matrix.png",
+        "plots/training_curves.svg",
+        "plots/class_counts.png",
+        "plots/words_per_text_kde.svg",
+    ] {
+        assert!(out.path().join(f).is_file(), "missing {f}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["accuracy"].as_f64().unwrap(), s.report.accuracy);
+}

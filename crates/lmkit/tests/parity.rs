@@ -166,3 +166,23 @@ fn paraphrase_minilm_l3_from_onnx_matches_onnxruntime() {
         1e-5,
     );
 }
+
+/// A classifier trained and saved by lmkit (`cargo run --example make_interop_fixture`) loads in
+/// Python transformers' AutoModelForSequenceClassification (tests/fixtures/check_lmkit_saved.py
+/// recorded its logits) and gives the same logits as lmkit.
+#[test]
+fn models_saved_by_lmkit_load_in_transformers_with_the_same_logits() {
+    let py = fixture("lmkit_saved_python_logits.json");
+    let batch = fixture("tiny_logits.json");
+    for (key, types) in [("bert", true), ("distilbert", false)] {
+        let dir = fixtures().join(py[key]["dir"].as_str().unwrap());
+        let clf = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None).unwrap();
+        assert_eq!(py[key]["id2label"]["2"], "pos");
+        let logits = flat(&clf.forward(&input(&batch[key], types), false).unwrap());
+        let err = max_rel_err(&logits, &floats(&py[key]["logits"]));
+        assert!(
+            err < 1e-5,
+            "{key}: lmkit vs transformers on lmkit's checkpoint, rel err {err}"
+        );
+    }
+}

@@ -111,7 +111,7 @@ impl GaussianKde {
             anyhow::bail!("a KDE needs at least 2 values, got {}", data.len())
         }
         let s = describe(data);
-        if !(s.std > 0.0) {
+        if s.std.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             anyhow::bail!("a KDE needs values that are not all equal")
         }
         let factor = (data.len() as f64).powf(-0.2);
@@ -180,23 +180,6 @@ pub fn explore(ds: &Dataset, text_column: &str, label_column: &str) -> Result<Ex
         words_per_text: describe(&words.iter().map(|&w| w as f64).collect::<Vec<_>>()),
         words_per_text_by_label: by_label,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_and_describe_match_pandas() {
-        // pandas: Series([1, 2, 3, 4, 10]).describe()
-        let s = describe(&[1.0, 2.0, 3.0, 4.0, 10.0]);
-        assert_eq!(
-            (s.count, s.mean, s.min, s.q25, s.median, s.q75, s.max),
-            (5, 4.0, 1.0, 2.0, 3.0, 4.0, 10.0)
-        );
-        assert!((s.std - 3.5355339059327378).abs() < 1e-12);
-        assert_eq!(quantile(&[1.0, 2.0], 0.25), 1.25);
-    }
 }
 
 /// The course's three plots for one split — class counts, words-per-text histogram (30 bins),
@@ -268,4 +251,21 @@ pub fn write_plots(
         &out_dir.join("words_per_text_kde"),
     )?);
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_describe_match_pandas() {
+        // pandas: Series([1, 2, 3, 4, 10]).describe()
+        let s = describe(&[1.0, 2.0, 3.0, 4.0, 10.0]);
+        assert_eq!(
+            (s.count, s.mean, s.min, s.q25, s.median, s.q75, s.max),
+            (5, 4.0, 1.0, 2.0, 3.0, 4.0, 10.0)
+        );
+        assert!((s.std - 3.5355339059327378).abs() < 1e-12);
+        assert_eq!(quantile(&[1.0, 2.0], 0.25), 1.25);
+    }
 }

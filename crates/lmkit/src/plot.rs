@@ -168,7 +168,7 @@ pub struct HistogramChart {
 pub fn histogram(values: &[f64], bins: usize) -> (Vec<f64>, Vec<usize>) {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let mut max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !(max > min) {
+    if max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater) {
         max = min + 1.0;
     }
     let w = (max - min) / bins as f64;
@@ -250,10 +250,10 @@ impl Chart for LineChart {
             y0 = y0.min(y);
             y1 = y1.max(y);
         }
-        if !(x1 > x0) {
+        if x1.partial_cmp(&x0) != Some(std::cmp::Ordering::Greater) {
             x1 = x0 + 1.0;
         }
-        if !(y1 > y0) {
+        if y1.partial_cmp(&y0) != Some(std::cmp::Ordering::Greater) {
             y1 = y0 + 1.0;
         }
         let pad = (y1 - y0) * 0.08;

@@ -175,7 +175,7 @@ fn select_filter_shuffle_and_stratified_split() {
     let short = train
         .filter(|r| r["text"].as_str().unwrap().split_whitespace().count() < 5)
         .unwrap();
-    assert!(short.len() > 0 && short.len() < 1000);
+    assert!(!short.is_empty() && short.len() < 1000);
     let a = train.shuffle(7).unwrap();
     assert_eq!(a, train.shuffle(7).unwrap());
     assert_ne!(a, train.shuffle(8).unwrap());

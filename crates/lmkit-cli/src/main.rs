@@ -564,6 +564,15 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
     Ok(())
 }
 
+/// The model of a run folder (`<run>/model`), else whatever the store resolves `target` to.
+fn model_folder(target: &str) -> Result<std::path::PathBuf> {
+    let in_run = std::path::Path::new(target).join("model");
+    if in_run.join("config.json").is_file() {
+        return Ok(in_run);
+    }
+    lmkit::store::resolve(target)
+}
+
 /// A run folder (with model/ and run_config.json) or a model folder.
 fn evaluate(
     target: &str,
@@ -576,11 +585,7 @@ fn evaluate(
     let run_cfg: Option<serde_json::Value> = std::fs::read_to_string(t.join("run_config.json"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok());
-    let model_dir = if t.join("model").join("config.json").is_file() {
-        t.join("model")
-    } else {
-        lmkit::store::resolve(target)?
-    };
+    let model_dir = model_folder(target)?;
     let dataset = dataset
         .or_else(|| {
             run_cfg
@@ -636,10 +641,7 @@ fn evaluate(
 
 fn predict(model_id: &str, json: bool, texts: Vec<String>) -> Result<()> {
     let texts = texts_or_stdin(texts)?;
-    let dir = match std::path::Path::new(model_id).join("model") {
-        p if p.join("config.json").is_file() => p,
-        _ => lmkit::store::resolve(model_id)?,
-    };
+    let dir = model_folder(model_id)?;
     let model = lmkit::models::AutoModelForSequenceClassification::load(
         &dir,
         None,

@@ -93,14 +93,18 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
     let model_dir = crate::store::resolve(&cfg.model)?;
     eprintln!("[2/6] data set: {}", cfg.dataset);
     let data = load_dataset(&cfg.dataset)?;
-    let mut train = data.split("train")?.clone();
+    // The trainer reads labels from "label": copy another label column there.
+    let relabel = |d: &Dataset| -> Result<Dataset> {
+        if cfg.label_column == "label" {
+            return Ok(d.clone());
+        }
+        let col = d.field(&cfg.label_column)?.clone();
+        d.clone().with_column("label", col.feature, col.column)
+    };
+    let mut train = relabel(data.split("train")?)?;
     let val = data.split("validation").ok().cloned();
     let test = data.split(&cfg.eval_split)?.clone();
-    let classes = train.class_label(&cfg.label_column)?.names.clone();
-    if cfg.label_column != "label" {
-        let col = train.field(&cfg.label_column)?.clone();
-        train = train.with_column("label", col.feature, col.column)?;
-    }
+    let classes = train.class_label("label")?.names.clone();
     if let Some(n) = cfg.train_limit {
         let idx: Vec<usize> = (0..n.min(train.len())).collect();
         train = train.shuffle(cfg.train.seed)?.select(&idx)?;
@@ -120,13 +124,6 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
         cfg.max_length
     );
     let tok = AutoTokenizer::from_folder(&model_dir)?;
-    let relabel = |d: &Dataset| -> Result<Dataset> {
-        if cfg.label_column == "label" {
-            return Ok(d.clone());
-        }
-        let col = d.field(&cfg.label_column)?.clone();
-        d.clone().with_column("label", col.feature, col.column)
-    };
     let train_enc = encode_split(&train, &tok, &cfg.text_column, cfg.max_length)?;
     let val_enc = match &val {
         Some(v) => Some(encode_split(

@@ -89,6 +89,16 @@ fn tick(v: &f64) -> String {
     }
 }
 
+/// The category name at an integer axis position, blank between categories.
+fn category_label(names: &[String], v: f64) -> String {
+    let i = v.round();
+    if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+        names[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
 fn font(size: u32) -> TextStyle<'static> {
     (FAMILY, size).into_font().into()
 }
@@ -124,14 +134,7 @@ impl Chart for BarChart {
             .disable_x_mesh()
             .light_line_style(RGBColor(230, 230, 230))
             .x_labels(n * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                    names[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| category_label(&names, *x))
             .y_label_formatter(&|y| format!("{y:.0}"))
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
@@ -353,14 +356,7 @@ impl Chart for ConfusionMatrixChart {
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (n as f64 - 0.5)..-0.5f64)
             .map_err(err)?;
         let names = self.labels.clone();
-        let fmt = move |v: &f64| {
-            let i = v.round();
-            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                names[i as usize].clone()
-            } else {
-                String::new()
-            }
-        };
+        let fmt = move |v: &f64| category_label(&names, *v);
         c.configure_mesh()
             .disable_mesh()
             .x_labels(n * 2 + 1)

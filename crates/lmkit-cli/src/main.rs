@@ -4,7 +4,7 @@ mod bench;
 
 use std::io::{BufRead, IsTerminal};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use lmkit::prelude::*;
 
@@ -31,6 +31,9 @@ enum Command {
         /// Rebuild the store folder even if present.
         #[arg(long)]
         force: bool,
+        /// For models lmkit trains itself: train on this many examples only (quick, weaker).
+        #[arg(long)]
+        train_limit: Option<usize>,
     },
     /// Show tokens and ids for texts (from arguments, or stdin one per line).
     Tokenize {
@@ -53,8 +56,14 @@ enum Command {
         json: bool,
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
+        /// A named prompt of the model (multilingual-e5: query, the default, or passage).
+        #[arg(long)]
+        prompt: Option<String>,
         texts: Vec<String>,
     },
+    /// Run a task pipeline: sentiment-analysis, text-classification, zero-shot-classification,
+    /// feature-extraction. Texts from arguments, --file, or stdin (one per line).
+    Pipeline(Box<PipelineArgs>),
     /// Explore a labelled data set: head, class counts, words per text, plots (PNG + SVG).
     Eda {
         /// A known name (emotion, sst2), a file (csv/tsv/jsonl/parquet/txt) or a folder of splits.
@@ -159,6 +168,9 @@ struct FinetuneArgs {
     no_bucketing: bool,
     #[arg(long, default_value = "test")]
     eval_split: String,
+    /// Hold out this fraction of train (stratified, seeded) as the validation split.
+    #[arg(long)]
+    holdout: Option<f64>,
     #[arg(long, default_value = "text")]
     text_column: String,
     #[arg(long, default_value = "label")]
@@ -166,6 +178,39 @@ struct FinetuneArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct PipelineArgs {
+    /// sentiment-analysis, text-classification, zero-shot-classification, feature-extraction.
+    task: String,
+    /// A store id, model folder or `lmkit finetune` run (default: the task's default model).
+    #[arg(long)]
+    model: Option<String>,
+    /// One JSON object per text.
+    #[arg(long)]
+    json: bool,
+    /// Read texts from this file, one per line.
+    #[arg(long)]
+    file: Option<std::path::PathBuf>,
+    /// Classification: show this many labels per text, best first.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Zero-shot: candidate labels, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Zero-shot: the hypothesis, with {} where the label goes.
+    #[arg(long, default_value = lmkit::pipelines::zero_shot::DEFAULT_TEMPLATE)]
+    hypothesis_template: String,
+    /// Zero-shot: score each label on its own.
+    #[arg(long)]
+    multi_label: bool,
+    /// Feature extraction: per-token vectors instead of one vector per text.
+    #[arg(long)]
+    token_level: bool,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    texts: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -248,7 +293,12 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Fetch { id, list, force } => {
+        Command::Fetch {
+            id,
+            list,
+            force,
+            train_limit,
+        } => {
             if list || id.is_none() {
                 println!("{:<48} {:<9} what", "id", "in store");
                 for (id, have, desc) in lmkit::store::list_known() {
@@ -257,9 +307,12 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let id = id.unwrap();
-            let path = match lmkit::store::known(&id) {
-                Some(k) => lmkit::store::fetch_known(k, force)?,
-                None => lmkit::store::resolve(&id)?,
+            let path = if let Some(r) = lmkit::recipes::trained(&id) {
+                lmkit::recipes::build(r, force, train_limit)?
+            } else if let Some(k) = lmkit::store::known(&id) {
+                lmkit::store::fetch_known(k, force)?
+            } else {
+                lmkit::store::resolve(&id)?
             };
             println!("{id} -> {}", path.display());
         }
@@ -303,12 +356,13 @@ fn run(cli: Cli) -> Result<()> {
             model,
             json,
             batch_size,
+            prompt,
             texts,
         } => {
             let texts = texts_or_stdin(texts)?;
             let mut st = SentenceTransformer::from_pretrained(&model)?;
             st.batch_size = batch_size;
-            let vecs = st.encode(&texts)?;
+            let vecs = st.encode_with_prompt(&texts, prompt.as_deref())?;
             for (text, v) in texts.iter().zip(&vecs) {
                 if json {
                     println!("{}", serde_json::json!({"text": text, "embedding": v}));
@@ -353,6 +407,7 @@ fn run(cli: Cli) -> Result<()> {
             max_length,
         } => evaluate(&target, &split, dataset, json, max_length)?,
         Command::Predict { model, json, texts } => predict(&model, json, texts)?,
+        Command::Pipeline(a) => run_pipeline(*a)?,
         Command::Bench { task } => match task {
             BenchTask::Train {
                 model,
@@ -508,6 +563,109 @@ fn eda(
     Ok(())
 }
 
+fn run_pipeline(a: PipelineArgs) -> Result<()> {
+    use lmkit::pipelines::{pipeline, PipelineOptions, PipelineOutput, ZeroShotOptions};
+    let texts = match &a.file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading texts from {}", f.display()))?;
+            text.lines().map(String::from).collect()
+        }
+        None => texts_or_stdin(a.texts)?,
+    };
+    let mut p = pipeline(&a.task, a.model.as_deref())?;
+    match &mut p {
+        lmkit::pipelines::Pipeline::TextClassification(t) => t.batch_size = a.batch_size,
+        lmkit::pipelines::Pipeline::ZeroShot(z) => z.batch_size = a.batch_size,
+        lmkit::pipelines::Pipeline::FeatureExtraction(f) => f.model.batch_size = a.batch_size,
+    }
+    let opts = PipelineOptions {
+        top_k: a.top_k,
+        zero_shot: ZeroShotOptions {
+            candidate_labels: a.labels.iter().map(|l| l.trim().to_string()).collect(),
+            hypothesis_template: a.hypothesis_template,
+            multi_label: a.multi_label,
+        },
+        token_level: a.token_level,
+    };
+    let out = p.run(&texts, &opts)?;
+    let model = match &p {
+        lmkit::pipelines::Pipeline::ZeroShot(_) => {
+            let id = lmkit::pipelines::ZeroShotClassificationPipeline::auto_model_for(
+                &texts,
+                &opts.zero_shot,
+            );
+            if a.model.is_none() {
+                format!("{id} (embedding method)")
+            } else {
+                p.describe()
+            }
+        }
+        _ => p.describe(),
+    };
+    if a.json {
+        for o in &out {
+            let mut v = serde_json::to_value(o)?;
+            v["model"] = serde_json::Value::String(model.clone());
+            println!("{v}");
+        }
+        return Ok(());
+    }
+    eprintln!("{} with {model}", a.task);
+    for o in &out {
+        match o {
+            PipelineOutput::Classification {
+                text,
+                label,
+                score,
+                top_k,
+            } => match top_k {
+                Some(all) => {
+                    println!("{text}");
+                    for ls in all {
+                        println!("  {:<20} {:.4}", ls.label, ls.score);
+                    }
+                }
+                None => println!("{label:<12} {score:.4}  {text}"),
+            },
+            PipelineOutput::ZeroShot(z) => {
+                println!("{}", z.sequence);
+                for (l, s) in z.labels.iter().zip(&z.scores) {
+                    println!("  {l:<20} {s:.4}");
+                }
+            }
+            PipelineOutput::Embedding { text, embedding } => {
+                let head: Vec<String> = embedding
+                    .iter()
+                    .take(6)
+                    .map(|x| format!("{x:+.4}"))
+                    .collect();
+                println!(
+                    "{text}\n  [{}, ...] ({} dims)",
+                    head.join(", "),
+                    embedding.len()
+                );
+            }
+            PipelineOutput::TokenEmbeddings {
+                text,
+                tokens,
+                embeddings,
+            } => {
+                println!("{text}");
+                for (t, e) in tokens.iter().zip(embeddings) {
+                    println!(
+                        "  {t:<16} [{:+.4}, {:+.4}, ...] ({} dims)",
+                        e[0],
+                        e[1],
+                        e.len()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn finetune(a: FinetuneArgs) -> Result<()> {
     use lmkit::finetune::FinetuneConfig;
     use lmkit::train::{EarlyStopping, TrainConfig};
@@ -528,6 +686,8 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         eval_split: a.eval_split,
         resume: a.resume,
         eda: true,
+        holdout: a.holdout,
+        label_names: None,
         train: TrainConfig {
             epochs: a.epochs,
             batch_size: a.batch_size,

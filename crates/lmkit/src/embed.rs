@@ -25,6 +25,10 @@ pub struct SentenceTransformer {
     pub normalize: bool,
     pub max_seq_length: usize,
     pub batch_size: usize,
+    /// Named prefixes from config_sentence_transformers.json (e5: "query: ", "passage: ").
+    pub prompts: std::collections::BTreeMap<String, String>,
+    /// The prompt `encode` adds when none is named.
+    pub default_prompt_name: Option<String>,
 }
 
 impl SentenceTransformer {
@@ -71,6 +75,21 @@ impl SentenceTransformer {
             .map(|v| v as usize)
             .unwrap_or(tokenizer.model_max_length)
             .min(model.config.arch.max_positions());
+        let st_cfg = dir.join("config_sentence_transformers.json");
+        let (mut prompts, mut default_prompt_name) = (Default::default(), None);
+        if st_cfg.is_file() {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&st_cfg)?)
+                .with_context(|| format!("{}: invalid JSON", st_cfg.display()))?;
+            if let Some(p) = v.get("prompts").filter(|p| !p.is_null()) {
+                prompts = serde_json::from_value(p.clone()).with_context(|| {
+                    format!(
+                        "{}: \"prompts\" must map names to strings",
+                        st_cfg.display()
+                    )
+                })?;
+            }
+            default_prompt_name = v["default_prompt_name"].as_str().map(String::from);
+        }
         Ok(Self {
             model,
             tokenizer,
@@ -78,12 +97,56 @@ impl SentenceTransformer {
             normalize,
             max_seq_length,
             batch_size: 32,
+            prompts,
+            default_prompt_name,
         })
+    }
+
+    /// The text with the named (or default) prompt in front; a text that already starts with
+    /// one of the model's prompts is left as it is.
+    pub fn with_prompt(&self, text: &str, prompt_name: Option<&str>) -> String {
+        let name = prompt_name.or(self.default_prompt_name.as_deref());
+        match name.and_then(|n| self.prompts.get(n)) {
+            Some(p)
+                if !self
+                    .prompts
+                    .values()
+                    .any(|q| !q.is_empty() && text.starts_with(q.as_str())) =>
+            {
+                format!("{p}{text}")
+            }
+            _ => text.to_string(),
+        }
+    }
+
+    /// `encode(texts, prompt_name="passage")`: embeddings with a named prompt.
+    pub fn encode_with_prompt<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        prompt_name: Option<&str>,
+    ) -> Result<Vec<Vec<f32>>> {
+        if let Some(n) = prompt_name {
+            if !self.prompts.contains_key(n) {
+                bail!(
+                    "this model has no prompt named {n:?} (it has: {})",
+                    self.prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+        }
+        let texts: Vec<String> = texts
+            .iter()
+            .map(|t| self.with_prompt(t.as_ref(), prompt_name))
+            .collect();
+        self.encode_raw(&texts)
     }
 
     /// Embeds texts in batches (sorted by length so little compute goes to padding); the
     /// output keeps the input order.
     pub fn encode<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        self.encode_with_prompt(texts, None)
+    }
+
+    fn encode_raw<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().len()));
         let mut out = vec![vec![]; texts.len()];

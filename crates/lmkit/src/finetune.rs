@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{load_dataset, Dataset};
+use crate::data::{load_dataset, ClassLabel, Dataset, Feature};
 use crate::metrics::Report;
 use crate::models::AutoModelForSequenceClassification;
 use crate::tokenize::{AutoTokenizer, EncodeOptions, Padding};
@@ -31,6 +31,13 @@ pub struct FinetuneConfig {
     pub resume: bool,
     /// Write the EDA plots of the training split.
     pub eda: bool,
+    /// Carve a seeded, stratified validation split of this fraction out of train (for data
+    /// sets that ship only a train file, like SST-2).
+    #[serde(default)]
+    pub holdout: Option<f64>,
+    /// Rename the classes (same count and order as the data set's), e.g. NEGATIVE/POSITIVE.
+    #[serde(default)]
+    pub label_names: Option<Vec<String>>,
 }
 
 impl Default for FinetuneConfig {
@@ -47,6 +54,8 @@ impl Default for FinetuneConfig {
             train: TrainConfig::default(),
             resume: false,
             eda: true,
+            holdout: None,
+            label_names: None,
         }
     }
 }
@@ -92,13 +101,43 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
     eprintln!("[1/6] model: {}", cfg.model);
     let model_dir = crate::store::resolve(&cfg.model)?;
     eprintln!("[2/6] data set: {}", cfg.dataset);
-    let data = load_dataset(&cfg.dataset)?;
-    // The trainer reads labels from "label": copy another label column there.
+    let mut data = load_dataset(&cfg.dataset)?;
+    if let Some(f) = cfg.holdout {
+        let parts =
+            data.split("train")?
+                .train_test_split(f, cfg.train.seed, Some(&cfg.label_column))?;
+        eprintln!(
+            "      held out {} of {} train examples as the validation split (seed {})",
+            parts["test"].len(),
+            data["train"].len(),
+            cfg.train.seed
+        );
+        data.splits.insert("train".into(), parts["train"].clone());
+        data.splits
+            .insert("validation".into(), parts["test"].clone());
+    }
+    // The trainer reads labels from "label": copy another label column there (renamed
+    // classes, when asked, go into its ClassLabel).
     let relabel = |d: &Dataset| -> Result<Dataset> {
-        if cfg.label_column == "label" {
-            return Ok(d.clone());
+        let mut col = d.field(&cfg.label_column)?.clone();
+        if let Some(names) = &cfg.label_names {
+            let Feature::ClassLabel(cl) = &col.feature else {
+                bail!(
+                    "label_names: column {:?} is not a ClassLabel",
+                    cfg.label_column
+                )
+            };
+            if cl.names.len() != names.len() {
+                bail!(
+                    "label_names: {} names given, but {:?} has {} classes ({})",
+                    names.len(),
+                    cfg.label_column,
+                    cl.names.len(),
+                    cl.names.join(", ")
+                )
+            }
+            col.feature = Feature::ClassLabel(ClassLabel::new(names.clone()));
         }
-        let col = d.field(&cfg.label_column)?.clone();
         d.clone().with_column("label", col.feature, col.column)
     };
     let mut train = relabel(data.split("train")?)?;

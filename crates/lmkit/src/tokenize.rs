@@ -204,7 +204,7 @@ impl AutoTokenizer {
         opts: EncodeOptions,
     ) -> Result<BatchEncoding> {
         let inputs: Vec<EncodeInput> = texts.iter().map(|t| t.as_ref().into()).collect();
-        self.encode_inputs(inputs, opts)
+        self.encode_inputs(inputs, opts, tokenizers::TruncationStrategy::LongestFirst)
     }
 
     /// Encodes sentence pairs (premise, hypothesis), e.g. for NLI models.
@@ -217,13 +217,28 @@ impl AutoTokenizer {
             .iter()
             .map(|(a, b)| (a.as_ref(), b.as_ref()).into())
             .collect();
-        self.encode_inputs(inputs, opts)
+        self.encode_inputs(inputs, opts, tokenizers::TruncationStrategy::LongestFirst)
+    }
+
+    /// Encodes pairs, truncating only the first text (transformers' `truncation="only_first"`:
+    /// the zero-shot pipeline keeps the hypothesis whole and shortens the premise).
+    pub fn encode_pairs_only_first<S: AsRef<str>>(
+        &self,
+        pairs: &[(S, S)],
+        opts: EncodeOptions,
+    ) -> Result<BatchEncoding> {
+        let inputs: Vec<EncodeInput> = pairs
+            .iter()
+            .map(|(a, b)| (a.as_ref(), b.as_ref()).into())
+            .collect();
+        self.encode_inputs(inputs, opts, tokenizers::TruncationStrategy::OnlyFirst)
     }
 
     fn encode_inputs(
         &self,
         inputs: Vec<EncodeInput>,
         opts: EncodeOptions,
+        strategy: tokenizers::TruncationStrategy,
     ) -> Result<BatchEncoding> {
         let max_len = opts.max_length.unwrap_or(self.model_max_length);
         let mut encs = self
@@ -240,6 +255,7 @@ impl AutoTokenizer {
             let mut t = self.tokenizer.clone();
             t.with_truncation(Some(tokenizers::TruncationParams {
                 max_length: max_len,
+                strategy,
                 ..Default::default()
             }))
             .map_err(|e| anyhow::anyhow!("max_length {max_len}: {e}"))?;

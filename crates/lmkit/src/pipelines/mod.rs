@@ -1,0 +1,217 @@
+//! `pipeline(task, model)`: the course's first cell. Each task is a struct you can also build
+//! directly; [`pipeline`] picks one by task name and fills in the default model.
+//!
+//! ```no_run
+//! use lmkit::pipelines::{pipeline, PipelineOptions};
+//! let classifier = pipeline("sentiment-analysis", None)?;
+//! let out = classifier.run(&["I have a dream.", "I hate this so much!"], &PipelineOptions::default())?;
+//! # anyhow::Ok(())
+//! ```
+
+pub mod feature_extraction;
+pub mod text_classification;
+pub mod zero_shot;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+pub use feature_extraction::FeatureExtractionPipeline;
+pub use text_classification::{LabelScore, TextClassificationPipeline};
+pub use zero_shot::{ZeroShotClassificationPipeline, ZeroShotOptions, ZeroShotOutput};
+
+/// The sentiment-analysis default: made by lmkit (`lmkit fetch lmkit/sentiment-sst2`).
+pub const DEFAULT_SENTIMENT_MODEL: &str = "lmkit/sentiment-sst2";
+pub const DEFAULT_FEATURE_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+pub const TASKS: &[&str] = &[
+    "sentiment-analysis",
+    "text-classification",
+    "zero-shot-classification",
+    "feature-extraction",
+];
+
+/// Per-call settings (the keyword arguments of a transformers pipeline call).
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// Classification: return this many labels per text, best first (None: the best one).
+    pub top_k: Option<usize>,
+    /// Zero-shot: candidate labels, template, multi-label.
+    pub zero_shot: ZeroShotOptions,
+    /// Feature extraction: token vectors instead of the pooled sentence vector.
+    pub token_level: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            top_k: None,
+            zero_shot: ZeroShotOptions::new(Vec::<String>::new()),
+            token_level: false,
+        }
+    }
+}
+
+/// One text's result; serialises to the JSON lines of `lmkit pipeline --json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PipelineOutput {
+    Classification {
+        text: String,
+        label: String,
+        score: f32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        top_k: Option<Vec<LabelScore>>,
+    },
+    ZeroShot(ZeroShotOutput),
+    Embedding {
+        text: String,
+        embedding: Vec<f32>,
+    },
+    TokenEmbeddings {
+        text: String,
+        tokens: Vec<String>,
+        embeddings: Vec<Vec<f32>>,
+    },
+}
+
+pub enum Pipeline {
+    TextClassification(TextClassificationPipeline),
+    ZeroShot(ZeroShotClassificationPipeline),
+    FeatureExtraction(FeatureExtractionPipeline),
+}
+
+/// transformers' `pipeline(task, model=...)`. `model: None` takes the task's default.
+pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
+    Ok(match task {
+        "sentiment-analysis" | "text-classification" => Pipeline::TextClassification(
+            TextClassificationPipeline::new(model.unwrap_or(DEFAULT_SENTIMENT_MODEL))?,
+        ),
+        "zero-shot-classification" => {
+            Pipeline::ZeroShot(ZeroShotClassificationPipeline::new(model)?)
+        }
+        "feature-extraction" => Pipeline::FeatureExtraction(FeatureExtractionPipeline::new(
+            model.unwrap_or(DEFAULT_FEATURE_MODEL),
+        )?),
+        "translation" | "summarization" | "text-generation" | "text2text-generation" => bail!(
+            "the {task} pipeline is not built yet (generation pipelines are a later milestone); \
+             available: {}",
+            TASKS.join(", ")
+        ),
+        other => bail!("unknown task {other:?}; available: {}", TASKS.join(", ")),
+    })
+}
+
+impl Pipeline {
+    /// Runs the pipeline on texts; one output per text, in input order.
+    pub fn run<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        opts: &PipelineOptions,
+    ) -> Result<Vec<PipelineOutput>> {
+        let text = |i: usize| texts[i].as_ref().to_string();
+        Ok(match self {
+            Self::TextClassification(p) => p
+                .scores(texts)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut all)| {
+                    let best = all[0].clone();
+                    let top_k = opts.top_k.map(|k| {
+                        all.truncate(k.max(1));
+                        all
+                    });
+                    PipelineOutput::Classification {
+                        text: text(i),
+                        label: best.label,
+                        score: best.score,
+                        top_k,
+                    }
+                })
+                .collect(),
+            Self::ZeroShot(p) => p
+                .call(texts, &opts.zero_shot)?
+                .into_iter()
+                .map(PipelineOutput::ZeroShot)
+                .collect(),
+            Self::FeatureExtraction(p) if opts.token_level => p
+                .token_embeddings(texts)?
+                .into_iter()
+                .enumerate()
+                .map(
+                    |(i, (tokens, embeddings))| PipelineOutput::TokenEmbeddings {
+                        text: text(i),
+                        tokens,
+                        embeddings,
+                    },
+                )
+                .collect(),
+            Self::FeatureExtraction(p) => p
+                .call(texts)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, embedding)| PipelineOutput::Embedding {
+                    text: text(i),
+                    embedding,
+                })
+                .collect(),
+        })
+    }
+
+    /// Which model (and for zero-shot, which method) produces the output.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::TextClassification(p) => p.model.dir.display().to_string(),
+            Self::ZeroShot(p) => format!("{} ({} method)", p.model_id, p.method_name()),
+            Self::FeatureExtraction(p) => p.model_id.clone(),
+        }
+    }
+}
+
+/// A `lmkit finetune` run folder (its `model/`), else whatever the store resolves.
+pub fn model_dir(id: &str) -> Result<PathBuf> {
+    let in_run = std::path::Path::new(id).join("model");
+    if in_run.join("config.json").is_file() {
+        return Ok(in_run);
+    }
+    crate::store::resolve(id)
+}
+
+fn not_a_classifier(id: &str, e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{id} cannot be loaded as a sequence-classification model: {e:#}. This task needs a \
+         fine-tuned classifier (config.json with id2label and classifier weights), e.g. a \
+         `lmkit finetune` run or lmkit/sentiment-sst2."
+    )
+}
+
+/// Refuses an empty batch and empty texts, naming the offending input.
+pub fn check_texts<S: AsRef<str>>(texts: &[S]) -> Result<()> {
+    if texts.is_empty() {
+        bail!("no input texts: give at least one")
+    }
+    if let Some(i) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
+        bail!("input {} is empty: every input needs some text", i + 1)
+    }
+    Ok(())
+}
+
+/// Runs `f` on batches of texts sorted by length (little padding) and returns its rows in
+/// the input order.
+pub fn in_length_order<S: AsRef<str>, T: Clone + Default>(
+    texts: &[S],
+    batch_size: usize,
+    mut f: impl FnMut(&[&str]) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().len()));
+    let mut out = vec![T::default(); texts.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
+        for (row, &i) in f(&batch)?.into_iter().zip(chunk) {
+            out[i] = row;
+        }
+    }
+    Ok(out)
+}

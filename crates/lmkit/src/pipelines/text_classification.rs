@@ -1,0 +1,122 @@
+//! `pipeline("text-classification")` / `pipeline("sentiment-analysis")`: label + score per text
+//! from any sequence-classification checkpoint (transformers' `TextClassificationPipeline`).
+
+use anyhow::{bail, Result};
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+use crate::models::AutoModelForSequenceClassification;
+use crate::tokenize::{AutoTokenizer, EncodeOptions, Padding};
+
+/// One label and its score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LabelScore {
+    pub label: String,
+    pub score: f32,
+}
+
+/// How logits become scores (transformers' `function_to_apply`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScoreFn {
+    Softmax,
+    /// One logit per label scored on its own: a single-label regression/binary head, or a
+    /// `problem_type: multi_label_classification` model.
+    Sigmoid,
+}
+
+pub struct TextClassificationPipeline {
+    pub model: AutoModelForSequenceClassification,
+    pub tokenizer: AutoTokenizer,
+    pub score_fn: ScoreFn,
+    pub max_length: usize,
+    pub batch_size: usize,
+}
+
+impl TextClassificationPipeline {
+    /// Loads a fine-tuned classifier (a store id, a model folder or a `lmkit finetune` run).
+    pub fn new(id: &str) -> Result<Self> {
+        let dir = super::model_dir(id)?;
+        let model = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None)
+            .map_err(|e| super::not_a_classifier(id, e))?;
+        let missing = model.newly_initialised();
+        if !missing.is_empty() {
+            bail!(
+                "{id} is not a sequence-classification model: its checkpoint has no classification \
+                 head ({} missing). Use a fine-tuned classifier, e.g. a `lmkit finetune` run or \
+                 lmkit/sentiment-sst2.",
+                missing.join(", ")
+            )
+        }
+        let tokenizer = AutoTokenizer::from_folder(&dir)?;
+        let multi = model.config.raw["problem_type"].as_str() == Some("multi_label_classification");
+        let score_fn = if model.labels.len() == 1 || multi {
+            ScoreFn::Sigmoid
+        } else {
+            ScoreFn::Softmax
+        };
+        let max_length = tokenizer
+            .model_max_length
+            .min(model.config.arch.max_positions());
+        Ok(Self {
+            model,
+            tokenizer,
+            score_fn,
+            max_length,
+            batch_size: 32,
+        })
+    }
+
+    /// All labels with scores for each text, best first, in input order.
+    pub fn scores<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<LabelScore>>> {
+        super::check_texts(texts)?;
+        let logits = super::in_length_order(texts, self.batch_size, |batch| {
+            let enc = self.tokenizer.encode_batch(
+                batch,
+                EncodeOptions {
+                    padding: Padding::Longest,
+                    max_length: Some(self.max_length),
+                    add_special_tokens: true,
+                },
+            )?;
+            let out = self.model.forward(&enc.to_input(&Device::Cpu)?, false)?;
+            Ok(out.to_vec2::<f32>()?)
+        })?;
+        logits
+            .into_iter()
+            .map(|row| {
+                let p = apply(self.score_fn, &row)?;
+                let mut v: Vec<LabelScore> = self
+                    .model
+                    .labels
+                    .iter()
+                    .zip(p)
+                    .map(|(l, s)| LabelScore {
+                        label: l.clone(),
+                        score: s,
+                    })
+                    .collect();
+                v.sort_by(|a, b| b.score.total_cmp(&a.score));
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// The best label of each text (transformers' default `top_k=1`).
+    pub fn call<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<LabelScore>> {
+        Ok(self
+            .scores(texts)?
+            .into_iter()
+            .map(|mut v| v.swap_remove(0))
+            .collect())
+    }
+}
+
+/// Softmax or sigmoid of one row of logits, in f32 as transformers computes it.
+pub fn apply(f: ScoreFn, logits: &[f32]) -> Result<Vec<f32>> {
+    let t = Tensor::new(logits, &Device::Cpu)?.unsqueeze(0)?;
+    let p = match f {
+        ScoreFn::Softmax => crate::nn::softmax_last_dim(&t)?,
+        ScoreFn::Sigmoid => candle_nn::ops::sigmoid(&t)?,
+    };
+    Ok(p.squeeze(0)?.to_vec1::<f32>()?)
+}

@@ -6,6 +6,8 @@
 #   bench/compare.sh infer [ROUNDS]      # all-MiniLM-L6-v2 embeddings, batch 64 x 48 tokens
 #   bench/compare.sh train [ROUNDS]      # one training step, 6-way head, dropout $DROPOUT (0.1)
 #   bench/compare.sh tokenize [ROUNDS]   # emotion train split, batched map (datasets + fast tokenizer)
+#   bench/compare.sh pipeline [ROUNDS]   # sentiment pipeline on 1000 emotion test sentences,
+#                                        # $CLASSIFIER (default lmkit/sentiment-sst2), batch 32
 set -euo pipefail
 cd "$(dirname "$0")/.."
 task="${1:-infer}"; rounds="${2:-3}"
@@ -14,12 +16,17 @@ batch="${BATCH:-64}"; seq="${SEQ:-48}"; iters="${ITERS:-10}"
 py=$(scripts/ref-venv.sh)
 cargo build --release -q -p lmkit-cli
 bin=target/release/lmkit
+if [ "$task" = pipeline ]; then model="${CLASSIFIER:-lmkit/sentiment-sst2}"; fi
 dir=$($bin fetch "$model" | sed 's/.* -> //')
 out="bench/results/$(date +%Y-%m-%d)-$task.jsonl"
 mkdir -p bench/results
 : > "$out"
 for r in $(seq 1 "$rounds"); do
-  if [ "$task" = tokenize ]; then
+  if [ "$task" = pipeline ]; then
+    texts=$(mktemp); cut -d";" -f1 ../shared/data/emotion/test.txt | head -n "${SENTENCES:-1000}" > "$texts"
+    $bin bench pipeline --model "$dir" --sentences "${SENTENCES:-1000}" --batch 32 --iters 3 --json | tee -a "$out"
+    "$py" bench/pipeline_bench.py --model-dir "$dir" --texts "$texts" --batch 32 --iters 3 | tee -a "$out"
+  elif [ "$task" = tokenize ]; then
     $bin bench tokenize --model "$model" --iters 3 --json | tee -a "$out"
     "$py" bench/datasets_tokenize.py --tokenizer-dir "$dir" --iters 3 | tee -a "$out"
   elif [ "$task" = train ]; then

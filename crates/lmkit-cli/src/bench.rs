@@ -181,3 +181,28 @@ pub fn train(
         "median_s": median, "samples_per_s": batch as f64 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
     }))
 }
+
+/// The sentiment pipeline end to end (tokenize, batch by length, forward, softmax) on the
+/// first `n` emotion test texts; `model` is any sequence-classification folder or id.
+pub fn pipeline(model: &str, n: usize, batch: usize, iters: usize) -> Result<serde_json::Value> {
+    let d = lmkit::data::load_dataset("emotion")?;
+    let texts: Vec<String> = d
+        .split("test")?
+        .column("text")?
+        .as_str()
+        .unwrap_or_default()[..n]
+        .to_vec();
+    let mut p = lmkit::pipelines::TextClassificationPipeline::new(model)?;
+    p.batch_size = batch;
+    let times = time_median(1, iters, || {
+        let out = p.call(&texts)?;
+        anyhow::ensure!(out.len() == texts.len());
+        Ok(())
+    })?;
+    let median = times[times.len() / 2];
+    Ok(serde_json::json!({
+        "impl": "lmkit", "task": "pipeline", "sentences": texts.len(), "batch": batch,
+        "median_s": median, "samples_per_s": texts.len() as f64 / median, "times_s": times,
+        "peak_rss_mib": peak_rss_mib(),
+    }))
+}

@@ -253,6 +253,20 @@ enum BenchTask {
         #[arg(long)]
         json: bool,
     },
+    /// The sentiment pipeline end to end on emotion test sentences.
+    Pipeline {
+        /// A sequence-classification model (default: lmkit/sentiment-sst2).
+        #[arg(long, default_value = "lmkit/sentiment-sst2")]
+        model: String,
+        #[arg(long, default_value_t = 1000)]
+        sentences: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Texts from the arguments, or from stdin (one per line) when none are given.
@@ -424,6 +438,25 @@ fn run(cli: Cli) -> Result<()> {
                     println!(
                         "train {model}: batch {batch} x {seq}, dropout {dropout}: {:.1} samples/s (median {:.3} s), peak RSS {:.0} MiB",
                         r["samples_per_s"].as_f64().unwrap_or(0.0), r["median_s"].as_f64().unwrap_or(0.0), r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+            BenchTask::Pipeline {
+                model,
+                sentences,
+                batch,
+                iters,
+                json,
+            } => {
+                let r = bench::pipeline(&model, sentences, batch, iters)?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!(
+                        "sentiment pipeline {model}: {} sentences, batch {batch}: {:.1} sentences/s (median {:.3} s)",
+                        r["sentences"],
+                        r["samples_per_s"].as_f64().unwrap_or(0.0),
+                        r["median_s"].as_f64().unwrap_or(0.0)
                     );
                 }
             }

@@ -205,3 +205,111 @@ fn predict_and_evaluate_refuse_a_bare_encoder() {
     assert!(!ok);
     assert!(err.contains("id2label"), "{err}");
 }
+
+fn fixture_dir(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .to_string()
+}
+
+#[test]
+fn pipeline_text_classification_json_keeps_order_and_reads_stdin() {
+    let (ok, out, err) = run(
+        lmkit().args([
+            "pipeline",
+            "text-classification",
+            "--model",
+            &fixture_dir("tiny-sst"),
+            "--json",
+            "--top-k",
+            "2",
+        ]),
+        Some("She was so happy.\nI hate this so much!\n".as_bytes()),
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["text"], "She was so happy.");
+    assert_eq!(lines[1]["text"], "I hate this so much!");
+    for l in &lines {
+        assert!(["NEGATIVE", "POSITIVE"].contains(&l["label"].as_str().unwrap()));
+        assert_eq!(l["top_k"].as_array().unwrap().len(), 2);
+        assert!(l["model"].as_str().unwrap().contains("tiny-sst"));
+    }
+}
+
+#[test]
+fn pipeline_zero_shot_json_sorts_labels_best_first() {
+    let (ok, out, err) = run(
+        lmkit().args([
+            "pipeline",
+            "zero-shot-classification",
+            "--model",
+            &fixture_dir("tiny-nli"),
+            "--labels",
+            "sadness, joy,love",
+            "--multi-label",
+            "--json",
+            "She was so happy.",
+        ]),
+        None,
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let scores: Vec<f64> = v["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_f64().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 3);
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    let mut labels: Vec<&str> = v["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["joy", "love", "sadness"]);
+    assert!(v["model"].as_str().unwrap().contains("nli method"));
+}
+
+#[test]
+fn pipeline_bad_input_says_what_is_wrong() {
+    let nli = fixture_dir("tiny-nli");
+    for (args, want) in [
+        (
+            vec!["pipeline", "zero-shot-classification", "--model", &nli, "x"],
+            "needs candidate labels",
+        ),
+        (
+            vec![
+                "pipeline",
+                "zero-shot-classification",
+                "--model",
+                &nli,
+                "--labels",
+                "a,b",
+                "--hypothesis-template",
+                "About",
+                "x",
+            ],
+            "has no {}",
+        ),
+        (
+            vec!["pipeline", "text-classification", "--model", &nli, ""],
+            "input 1 is empty",
+        ),
+        (vec!["pipeline", "poetry", "x"], "unknown task"),
+    ] {
+        let (ok, _, err) = run(lmkit().args(&args), None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

@@ -89,18 +89,21 @@ pub struct Calibration {
 }
 
 /// The fitted calibration of a known embedding model (others get all-MiniLM-L6-v2's).
+/// Fitted 2026-11-28 with the default template; emotion test accuracy of the argmax:
+/// all-MiniLM-L6-v2 0.4010 (validation NLL 1.53 vs 1.79 uniform), multilingual-e5-small 0.5435
+/// (NLL 1.30). e5's cosines crowd into 0.75-0.9, hence its much smaller temperature.
 pub fn calibration(model_id: &str) -> Calibration {
     if model_id.contains("multilingual-e5") {
         Calibration {
-            temperature: 0.01,
-            bias: 0.8,
-            scale: 0.01,
+            temperature: 0.0120,
+            bias: 0.860,
+            scale: 0.0390,
         }
     } else {
         Calibration {
-            temperature: 0.05,
-            bias: 0.3,
-            scale: 0.05,
+            temperature: 0.0840,
+            bias: 0.360,
+            scale: 0.1364,
         }
     }
 }

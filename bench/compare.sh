@@ -23,7 +23,7 @@ mkdir -p bench/results
 : > "$out"
 for r in $(seq 1 "$rounds"); do
   if [ "$task" = pipeline ]; then
-    texts=$(mktemp); cut -d";" -f1 ../shared/data/emotion/test.txt | head -n "${SENTENCES:-1000}" > "$texts"
+    texts=$(mktemp); head -n "${SENTENCES:-1000}" ../shared/data/emotion/test.txt | cut -d";" -f1 > "$texts"
     $bin bench pipeline --model "$dir" --sentences "${SENTENCES:-1000}" --batch 32 --iters 3 --json | tee -a "$out"
     "$py" bench/pipeline_bench.py --model-dir "$dir" --texts "$texts" --batch 32 --iters 3 | tee -a "$out"
   elif [ "$task" = tokenize ]; then

@@ -166,7 +166,7 @@ pub fn read(bytes: &[u8], what: &str) -> Result<(E5Header, HashMap<String, E5Ten
 /// 18-byte blocks -> `count` f32 values.
 pub fn dequantize_q4(raw: &[u8], count: usize) -> Result<Vec<f32>> {
     ensure!(
-        count % 32 == 0,
+        count.is_multiple_of(32),
         "{count} values is not a whole number of 32-value blocks"
     );
     ensure!(

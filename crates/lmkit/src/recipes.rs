@@ -24,7 +24,7 @@ pub const TRAINED_MODELS: &[TrainedRecipe] = &[TrainedRecipe {
     id: "lmkit/sentiment-sst2",
     description: "sentiment (NEGATIVE/POSITIVE): all-MiniLM-L6-v2 fine-tuned by lmkit on SST-2 \
                   train.tsv, 1 epoch, 5% held out for validation",
-    minutes: 40,
+    minutes: 45,
     config: sentiment_sst2,
 }];
 

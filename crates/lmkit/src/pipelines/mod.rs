@@ -10,6 +10,7 @@
 
 pub mod feature_extraction;
 pub mod text_classification;
+pub mod text_generation;
 pub mod zero_shot;
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub const TASKS: &[&str] = &[
     "text-classification",
     "zero-shot-classification",
     "feature-extraction",
+    "text-generation",
 ];
 
 /// Per-call settings (the keyword arguments of a transformers pipeline call).
@@ -96,7 +98,11 @@ pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
         "feature-extraction" => Pipeline::FeatureExtraction(FeatureExtractionPipeline::new(
             model.unwrap_or(DEFAULT_FEATURE_MODEL),
         )?),
-        "translation" | "summarization" | "text-generation" | "text2text-generation" => bail!(
+        "text-generation" => bail!(
+            "text-generation streams one prompt at a time: use \
+             pipelines::text_generation::TextGenerationPipeline (CLI: `lmkit pipeline text-generation`)"
+        ),
+        "translation" | "summarization" | "text2text-generation" => bail!(
             "the {task} pipeline is not built yet (generation pipelines are a later milestone); \
              available: {}",
             TASKS.join(", ")

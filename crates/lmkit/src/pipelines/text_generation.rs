@@ -1,0 +1,68 @@
+//! `pipeline("text-generation")`: continue a prompt (or answer it in the model's chat format)
+//! with a GGUF decoder LLM.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::generate::{generate, Generated, GenerationConfig};
+use crate::models::llm::CausalLM;
+
+pub const DEFAULT_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
+
+pub struct TextGenerationPipeline {
+    pub model: CausalLM,
+    pub model_id: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GenerationOutput {
+    pub prompt: String,
+    pub generated_text: String,
+    #[serde(flatten)]
+    pub stats: Generated,
+}
+
+impl TextGenerationPipeline {
+    pub fn new(id: &str) -> Result<Self> {
+        let path = std::path::Path::new(id);
+        let dir = if path.is_file() {
+            path.to_path_buf()
+        } else {
+            crate::store::resolve(id)?
+        };
+        Ok(Self {
+            model: CausalLM::from_path(&dir)?,
+            model_id: id.to_string(),
+        })
+    }
+
+    /// The token ids the model sees for `prompt` (`chat`: wrapped in its chat template).
+    pub fn prompt_ids(&self, prompt: &str, chat: bool) -> Result<Vec<u32>> {
+        if prompt.trim().is_empty() {
+            anyhow::bail!("the prompt is empty: give some text to continue")
+        }
+        let text = if chat {
+            crate::gguf::chat_prompt(&self.model.gguf, &self.model.tokenizer, prompt)?
+        } else {
+            prompt.to_string()
+        };
+        self.model.tokenizer.encode(&text, true)
+    }
+
+    /// Generates for one prompt, streaming text pieces to `on_text`.
+    pub fn call(
+        &mut self,
+        prompt: &str,
+        chat: bool,
+        cfg: &GenerationConfig,
+        on_text: impl FnMut(&str),
+    ) -> Result<GenerationOutput> {
+        let ids = self.prompt_ids(prompt, chat)?;
+        let g = generate(&mut self.model, &ids, cfg, on_text)?;
+        Ok(GenerationOutput {
+            prompt: prompt.to_string(),
+            generated_text: g.text.clone(),
+            stats: g,
+        })
+    }
+}

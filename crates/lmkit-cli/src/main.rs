@@ -218,6 +218,12 @@ struct PipelineArgs {
     /// Generation: wrap the prompt in the model's chat template.
     #[arg(long)]
     chat: bool,
+    /// Translation: source language code (en, ko, de, fr, es, ro, ru, ja, zh).
+    #[arg(long, default_value = "en")]
+    src: String,
+    /// Translation: target language code.
+    #[arg(long, default_value = "ko")]
+    tgt: String,
     /// Zero-shot: candidate labels, comma-separated.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
@@ -632,6 +638,9 @@ fn run_pipeline(a: PipelineArgs) -> Result<()> {
     if a.task == "text-generation" {
         return run_generation(&a, &texts);
     }
+    if a.task == "translation" || a.task == "summarization" {
+        return run_prompted(&a, &texts);
+    }
     let mut p = pipeline(&a.task, a.model.as_deref())?;
     match &mut p {
         lmkit::pipelines::Pipeline::TextClassification(t) => t.batch_size = a.batch_size,
@@ -720,6 +729,33 @@ fn run_pipeline(a: PipelineArgs) -> Result<()> {
                     );
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn run_prompted(a: &PipelineArgs, texts: &[String]) -> Result<()> {
+    use lmkit::pipelines::seq2seq_llm::{PromptedPipeline, ENGLISH_LLM, MULTILINGUAL_LLM};
+    lmkit::pipelines::check_texts(texts)?;
+    let english = texts.iter().all(|t| t.is_ascii());
+    let model = match (&a.model, a.task.as_str()) {
+        (Some(m), _) => m.clone(),
+        (None, "summarization") if english => ENGLISH_LLM.into(),
+        _ => MULTILINGUAL_LLM.into(),
+    };
+    let mut p = PromptedPipeline::new(&model)?;
+    p.max_new_tokens = a.max_new_tokens.max(1);
+    for t in texts {
+        let o = if a.task == "translation" {
+            p.translate(t, &a.src, &a.tgt)?
+        } else {
+            p.summarize(t)?
+        };
+        if a.json {
+            println!("{}", serde_json::to_string(&o)?);
+        } else {
+            println!("{}", o.output);
+            eprintln!("[{} with {} ({})]", a.task, o.model, o.method);
         }
     }
     Ok(())

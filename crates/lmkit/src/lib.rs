@@ -11,6 +11,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub mod bleu;
 pub mod data;
 pub mod eda;
 pub mod embed;
@@ -27,6 +28,7 @@ pub mod pipelines;
 pub mod plot;
 pub mod recipes;
 pub mod report;
+pub mod rouge;
 pub mod store;
 pub mod tokenize;
 pub mod train;

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod feature_extraction;
+pub mod seq2seq_llm;
 pub mod text_classification;
 pub mod text_generation;
 pub mod zero_shot;

@@ -3,17 +3,20 @@
 //!     cargo run --release --example course            # the course's settings (MiniLM-L6, 5 epochs)
 //!     cargo run --release --example course -- --quick # a 2-minute version (MiniLM-L3, 2,000 examples, 1 epoch)
 //!
-//! Sections: the pipeline function ((1) sentiment analysis, (2) zero-shot classification;
-//! translation, summarization and generation are not in lmkit yet), the language-modelling
+//! Sections: the pipeline function ((1) sentiment analysis, (2) zero-shot classification,
+//! (3) translation, (4) summarization, (5) text generation — the last three by prompting small
+//! GGUF LLMs, as no seq2seq checkpoint can be had here), the language-modelling
 //! procedure (tokenize, embed), then the whole fine-tuning part. The sentiment default is made
-//! by lmkit: `lmkit fetch lmkit/sentiment-sst2` once (~40 min); without it that cell says so
+//! by lmkit: `lmkit fetch lmkit/sentiment-sst2` once (~45 min); without it that cell says so
 //! and the walk goes on.
 
 use candle_core::Device;
+use lmkit::pipelines::seq2seq_llm::PromptedPipeline;
 use lmkit::prelude::*;
 use lmkit::train::{evaluate, fit, TrainConfig};
 
 fn main() -> anyhow::Result<()> {
+    lmkit::models::llm::prefer_f32_weights();
     let quick = std::env::args().any(|a| a == "--quick");
     let ckpt = if quick {
         "sentence-transformers/paraphrase-MiniLM-L3-v2"
@@ -50,6 +53,28 @@ fn main() -> anyhow::Result<()> {
         &opts,
     )?;
     println!("{}\n", serde_json::to_string(&o[0])?);
+
+    // (3) Translation, (4) summarization (English and Korean), (5) text generation.
+    let mut gemma = PromptedPipeline::new("google/gemma-3-270m")?;
+    println!("{}", gemma.translate("I am a student.", "en", "ko")?.output);
+    println!(
+        "{}",
+        gemma.translate("나는 학생입니다.", "ko", "en")?.output
+    );
+    let ko_doc = "서울시는 내년부터 시내버스 요금을 200원 올리기로 했다. 시는 연료비와 인건비가 \
+                  크게 늘어 요금 인상이 불가피하다고 설명했다.";
+    println!("{}", gemma.summarize(ko_doc)?.output);
+    let mut smol = PromptedPipeline::new("HuggingFaceTB/SmolLM2-135M-Instruct")?;
+    let en_doc = "The city council voted on Tuesday to build a new public library in the town \
+                  centre. It will open in 2027 with a children's section and free computer rooms.";
+    println!("{}", smol.summarize(en_doc)?.output);
+    let answer = smol.llm.call(
+        "What is the capital of France?",
+        true,
+        &lmkit::generate::GenerationConfig::default(),
+        |_| {},
+    )?;
+    println!("{}\n", answer.generated_text);
 
     // ---- Language modelling procedure: tokenize, then embed ---------------------------------
     let tokenizer = AutoTokenizer::from_pretrained(ckpt)?;

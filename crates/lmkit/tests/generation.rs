@@ -138,4 +138,36 @@ fn gguf_decoders_generate_like_transformers() {
         .filter(|c| ('\u{AC00}'..='\u{D7A3}').contains(c))
         .count();
     assert!(hangul >= 3, "not Korean: {:?}", out.text);
+
+    // Translation and summarization by prompting (Gemma few-shot, SmolLM2 chat).
+    use lmkit::pipelines::seq2seq_llm::PromptedPipeline;
+    let korean = |s: &str| {
+        s.chars()
+            .filter(|c| ('\u{AC00}'..='\u{D7A3}').contains(c))
+            .count()
+    };
+    let mut tr = PromptedPipeline::new("google/gemma-3-270m").unwrap();
+    let o = tr.translate("나는 학생입니다.", "ko", "en").unwrap();
+    assert!(o.output.to_lowercase().contains("student"), "{o:?}");
+    // en->ko: the 270M base model's wording is weak ("I am a student." comes out as
+    // "나는 10th grade teacher."), so only the language is checked.
+    let o = tr
+        .translate("The weather is very cold this morning.", "en", "ko")
+        .unwrap();
+    assert!(korean(&o.output) >= 2, "{o:?}");
+    let e = tr.translate("x", "en", "xx").unwrap_err().to_string();
+    assert!(e.contains("unknown language \"xx\""), "{e}");
+    let e = tr.translate("x", "en", "en").unwrap_err().to_string();
+    assert!(e.contains("both"), "{e}");
+    assert!(tr.translate(" ", "en", "ko").is_err());
+    let o = tr.summarize("서울시는 내년부터 시내버스 요금을 200원 올리기로 했다. 시는 연료비와 인건비가 크게 늘었다고 설명했다.").unwrap();
+    assert!(!o.output.is_empty() && o.method == "TL;DR prompt", "{o:?}");
+    let mut su = PromptedPipeline::new("HuggingFaceTB/SmolLM2-135M-Instruct").unwrap();
+    su.max_new_tokens = 48;
+    let doc =
+        "The city council voted on Tuesday to build a new public library in the town centre. \
+               The library will open in 2027 and will have a children's section, a cafe and free \
+               computer rooms. Council members said the project would cost 12 million pounds.";
+    let o = su.summarize(doc).unwrap();
+    assert!(o.output.to_lowercase().contains("library"), "{o:?}");
 }

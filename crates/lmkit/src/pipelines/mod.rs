@@ -103,10 +103,9 @@ pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
             "text-generation streams one prompt at a time: use \
              pipelines::text_generation::TextGenerationPipeline (CLI: `lmkit pipeline text-generation`)"
         ),
-        "translation" | "summarization" | "text2text-generation" => bail!(
-            "the {task} pipeline is not built yet (generation pipelines are a later milestone); \
-             available: {}",
-            TASKS.join(", ")
+        "translation" | "summarization" => bail!(
+            "{task} prompts an LLM one text at a time: use \
+             pipelines::seq2seq_llm::PromptedPipeline (CLI: `lmkit pipeline {task}`)"
         ),
         other => bail!("unknown task {other:?}; available: {}", TASKS.join(", ")),
     })

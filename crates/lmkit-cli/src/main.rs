@@ -62,7 +62,8 @@ enum Command {
         texts: Vec<String>,
     },
     /// Run a task pipeline: sentiment-analysis, text-classification, zero-shot-classification,
-    /// feature-extraction. Texts from arguments, --file, or stdin (one per line).
+    /// feature-extraction, text-generation, translation, summarization. Texts from arguments,
+    /// --file, or stdin (one per line).
     Pipeline(Box<PipelineArgs>),
     /// Explore a labelled data set: head, class counts, words per text, plots (PNG + SVG).
     Eda {
@@ -182,7 +183,8 @@ struct FinetuneArgs {
 
 #[derive(clap::Args)]
 struct PipelineArgs {
-    /// sentiment-analysis, text-classification, zero-shot-classification, feature-extraction.
+    /// sentiment-analysis, text-classification, zero-shot-classification, feature-extraction,
+    /// text-generation, translation, summarization.
     task: String,
     /// A store id, model folder or `lmkit finetune` run (default: the task's default model).
     #[arg(long)]

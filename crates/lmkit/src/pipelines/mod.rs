@@ -33,6 +33,8 @@ pub const TASKS: &[&str] = &[
     "zero-shot-classification",
     "feature-extraction",
     "text-generation",
+    "translation",
+    "summarization",
 ];
 
 /// Per-call settings (the keyword arguments of a transformers pipeline call).

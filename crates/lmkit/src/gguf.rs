@@ -2,7 +2,6 @@
 //! SentencePiece BPE for `llama` files), special tokens and the chat template. The weights are
 //! read by candle (`candle_core::quantized::gguf_file`).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -122,7 +121,7 @@ impl GgufFile {
                 .collect(),
             None => vec![1; tokens.len()],
         };
-        let vocab: HashMap<String, u32> = tokens
+        let vocab: tokenizers::models::bpe::Vocab = tokens
             .iter()
             .enumerate()
             .map(|(i, t)| (t.clone(), i as u32))
@@ -139,13 +138,7 @@ impl GgufFile {
                     })
                     .collect::<Result<_>>()?;
                 let bpe = BPE::builder()
-                    .vocab_and_merges(
-                        vocab
-                            .iter()
-                            .map(|(k, v)| (k.clone(), *v))
-                            .collect::<tokenizers::models::bpe::Vocab>(),
-                        merges,
-                    )
+                    .vocab_and_merges(vocab.clone(), merges)
                     .build()
                     .map_err(|e| anyhow!("building the BPE model: {e}"))?;
                 let mut t = Tokenizer::new(bpe);
@@ -185,13 +178,7 @@ impl GgufFile {
                     .u32("tokenizer.ggml.unknown_token_id")
                     .and_then(|i| tokens.get(i as usize).cloned());
                 let mut b = BPE::builder()
-                    .vocab_and_merges(
-                        vocab
-                            .iter()
-                            .map(|(k, v)| (k.clone(), *v))
-                            .collect::<tokenizers::models::bpe::Vocab>(),
-                        merges,
-                    )
+                    .vocab_and_merges(vocab.clone(), merges)
                     .byte_fallback(true)
                     .fuse_unk(true);
                 if let Some(u) = unk {
@@ -307,16 +294,22 @@ impl GgufTokenizer {
 
 /// The prompt for one user message in the model's chat format: the GGUF's Jinja chat
 /// template when it has one, else Gemma's turn format.
-pub fn chat_prompt(file: &GgufFile, tok: &GgufTokenizer, user: &str) -> Result<String> {
+/// `template`: the file's `tokenizer.chat_template`; `path` names the file in errors.
+pub fn chat_prompt(
+    template: Option<&str>,
+    path: &Path,
+    tok: &GgufTokenizer,
+    user: &str,
+) -> Result<String> {
     let name = |id: Option<u32>| {
         id.and_then(|i| tok.tokens.get(i as usize).cloned())
             .unwrap_or_default()
     };
-    match file.chat_template() {
+    match template {
         Some(tpl) => {
             let mut env = minijinja::Environment::new();
-            env.add_template("chat", &tpl)
-                .map_err(|e| anyhow!("{}: chat template: {e}", file.path.display()))?;
+            env.add_template("chat", tpl)
+                .map_err(|e| anyhow!("{}: chat template: {e}", path.display()))?;
             let t = env.get_template("chat")?;
             let out = t
                 .render(minijinja::context! {
@@ -325,9 +318,7 @@ pub fn chat_prompt(file: &GgufFile, tok: &GgufTokenizer, user: &str) -> Result<S
                     bos_token => name(tok.bos),
                     eos_token => name(tok.eos),
                 })
-                .map_err(|e| {
-                    anyhow!("{}: rendering the chat template: {e}", file.path.display())
-                })?;
+                .map_err(|e| anyhow!("{}: rendering the chat template: {e}", path.display()))?;
             Ok(out)
         }
         None => Ok(format!(

@@ -99,20 +99,6 @@ pub fn build_at(
         cfg.output.display()
     );
     let summary = crate::finetune::run(&cfg)?;
-    let parent = dest
-        .parent()
-        .context("store destination has no parent folder")?;
-    std::fs::create_dir_all(parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempdir_in(parent)?;
-    for entry in std::fs::read_dir(&summary.model_dir)? {
-        let p = entry?.path();
-        if p.is_file() {
-            std::fs::copy(&p, tmp.path().join(p.file_name().unwrap()))
-                .with_context(|| format!("copying {}", p.display()))?;
-        }
-    }
     let prov = serde_json::json!({
         "id": r.id,
         "built_by": format!("lmkit {} recipe", env!("CARGO_PKG_VERSION")),
@@ -124,15 +110,16 @@ pub fn build_at(
         "run_folder": cfg.output,
         "train_limit": train_limit,
     });
-    crate::util::write_atomic(
-        &tmp.path().join("lmkit-source.json"),
-        serde_json::to_string_pretty(&prov)?.as_bytes(),
-    )?;
-    if dest.exists() {
-        std::fs::remove_dir_all(dest)?;
-    }
-    let tmp = tmp.keep();
-    std::fs::rename(&tmp, dest).with_context(|| format!("moving into {}", dest.display()))?;
+    crate::store::install(dest, &prov, |out| {
+        for entry in std::fs::read_dir(&summary.model_dir)? {
+            let p = entry?.path();
+            if p.is_file() {
+                std::fs::copy(&p, out.join(p.file_name().unwrap()))
+                    .with_context(|| format!("copying {}", p.display()))?;
+            }
+        }
+        Ok(())
+    })?;
     eprintln!(
         "{}: {} accuracy {:.4} ({} examples)",
         r.id, cfg.eval_split, summary.report.accuracy, summary.report.macro_avg.support

@@ -556,14 +556,6 @@ pub fn fetch_known(k: &KnownModel, force: bool) -> Result<PathBuf> {
         .iter()
         .map(download)
         .collect::<Result<Vec<_>>>()?;
-    let models = home().join("models");
-    std::fs::create_dir_all(&models)?;
-    // Build in a temp folder beside the destination, then rename: never a half-made folder.
-    let tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempdir_in(&models)?;
-    build(k, &archives, tmp.path())
-        .with_context(|| format!("building the store folder for {}", k.id))?;
     let prov = serde_json::json!({
         "id": k.id,
         "packages": k.packages.iter().map(|p| serde_json::json!({
@@ -571,12 +563,33 @@ pub fn fetch_known(k: &KnownModel, force: bool) -> Result<PathBuf> {
             "version": p.version, "sha256": p.sha256,
         })).collect::<Vec<_>>(),
     });
+    install(&dest, &prov, |out| {
+        build(k, &archives, out).with_context(|| format!("building the store folder for {}", k.id))
+    })
+}
+
+/// Makes a store folder at `dest`: `fill` writes it into a temp folder beside `dest`, then
+/// lmkit-source.json (`provenance`) is added and the folder renamed into place, replacing the
+/// old one only once the new one is complete — never a half-made folder.
+pub fn install(
+    dest: &Path,
+    provenance: &serde_json::Value,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let parent = dest
+        .parent()
+        .context("store destination has no parent folder")?;
+    std::fs::create_dir_all(parent)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempdir_in(parent)?;
+    fill(tmp.path())?;
     write_atomic(
         &tmp.path().join("lmkit-source.json"),
-        serde_json::to_string_pretty(&prov)?.as_bytes(),
+        serde_json::to_string_pretty(provenance)?.as_bytes(),
     )?;
     if dest.exists() {
-        std::fs::remove_dir_all(&dest)?;
+        std::fs::remove_dir_all(dest)?;
     }
     let tmp = tmp.keep();
     #[cfg(unix)]
@@ -584,8 +597,8 @@ pub fn fetch_known(k: &KnownModel, force: bool) -> Result<PathBuf> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
     }
-    std::fs::rename(&tmp, &dest).with_context(|| format!("moving into {}", dest.display()))?;
-    Ok(dest)
+    std::fs::rename(&tmp, dest).with_context(|| format!("moving into {}", dest.display()))?;
+    Ok(dest.to_path_buf())
 }
 
 fn build(k: &KnownModel, archives: &[PathBuf], out: &Path) -> Result<()> {

@@ -213,11 +213,11 @@ impl AutoTokenizer {
         pairs: &[(S, S)],
         opts: EncodeOptions,
     ) -> Result<BatchEncoding> {
-        let inputs: Vec<EncodeInput> = pairs
-            .iter()
-            .map(|(a, b)| (a.as_ref(), b.as_ref()).into())
-            .collect();
-        self.encode_inputs(inputs, opts, tokenizers::TruncationStrategy::LongestFirst)
+        self.encode_inputs(
+            pair_inputs(pairs),
+            opts,
+            tokenizers::TruncationStrategy::LongestFirst,
+        )
     }
 
     /// Encodes pairs, truncating only the first text (transformers' `truncation="only_first"`:
@@ -227,11 +227,11 @@ impl AutoTokenizer {
         pairs: &[(S, S)],
         opts: EncodeOptions,
     ) -> Result<BatchEncoding> {
-        let inputs: Vec<EncodeInput> = pairs
-            .iter()
-            .map(|(a, b)| (a.as_ref(), b.as_ref()).into())
-            .collect();
-        self.encode_inputs(inputs, opts, tokenizers::TruncationStrategy::OnlyFirst)
+        self.encode_inputs(
+            pair_inputs(pairs),
+            opts,
+            tokenizers::TruncationStrategy::OnlyFirst,
+        )
     }
 
     fn encode_inputs(
@@ -311,6 +311,13 @@ impl AutoTokenizer {
             .decode(ids, skip_special_tokens)
             .map_err(|e| anyhow::anyhow!("decode failed: {e}"))
     }
+}
+
+fn pair_inputs<S: AsRef<str>>(pairs: &[(S, S)]) -> Vec<EncodeInput<'_>> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.as_ref(), b.as_ref()).into())
+        .collect()
 }
 
 fn read_json_if_exists(p: &Path) -> Result<serde_json::Value> {

@@ -21,7 +21,9 @@ pub struct CausalLM {
     arch: Arch,
     pub architecture: String,
     pub tokenizer: GgufTokenizer,
-    pub gguf: GgufFile,
+    /// The file's Jinja chat template (instruct models have one).
+    pub chat_template: Option<String>,
+    pub path: std::path::PathBuf,
     pub context_length: usize,
 }
 
@@ -63,7 +65,8 @@ impl CausalLM {
         }
         let tokenizer = gguf.tokenizer()?;
         let context_length = gguf.context_length().unwrap_or(2048);
-        let content = GgufFile::open(&file)?.content;
+        let chat_template = gguf.chat_template();
+        let content = gguf.content;
         let mut reader = std::fs::File::open(&file)?;
         let dev = Device::Cpu;
         let err = |e: candle_core::Error| anyhow!("{}: loading weights: {e}", file.display());
@@ -81,7 +84,8 @@ impl CausalLM {
             arch,
             architecture,
             tokenizer,
-            gguf,
+            chat_template,
+            path: file,
             context_length,
         })
     }

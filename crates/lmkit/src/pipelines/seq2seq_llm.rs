@@ -152,7 +152,7 @@ impl PromptedPipeline {
         if text.trim().is_empty() {
             bail!("the text to summarize is empty")
         }
-        let instruct = self.llm.model.gguf.chat_template().is_some();
+        let instruct = self.llm.model.chat_template.is_some();
         if instruct {
             let p = format!(
                 "Summarize the following text in one sentence.\n\n{}",

@@ -42,7 +42,8 @@ impl TextGenerationPipeline {
             anyhow::bail!("the prompt is empty: give some text to continue")
         }
         let text = if chat {
-            crate::gguf::chat_prompt(&self.model.gguf, &self.model.tokenizer, prompt)?
+            let m = &self.model;
+            crate::gguf::chat_prompt(m.chat_template.as_deref(), &m.path, &m.tokenizer, prompt)?
         } else {
             prompt.to_string()
         };

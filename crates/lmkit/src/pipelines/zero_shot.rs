@@ -164,9 +164,8 @@ impl NliModel {
             .iter()
             .flat_map(|t| hypotheses.iter().map(move |h| (*t, h.as_str())))
             .collect();
-        let joined: Vec<String> = pairs.iter().map(|(a, b)| format!("{a} {b}")).collect();
         let mut order: Vec<usize> = (0..pairs.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(joined[i].len()));
+        order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()));
         let mut out = vec![vec![]; pairs.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let batch: Vec<(&str, &str)> = chunk.iter().map(|&i| pairs[i]).collect();

@@ -29,6 +29,7 @@ pub mod plot;
 pub mod recipes;
 pub mod report;
 pub mod rouge;
+pub mod search;
 pub mod store;
 pub mod tokenize;
 pub mod train;

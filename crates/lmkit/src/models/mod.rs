@@ -1,9 +1,12 @@
 //! Model architectures (one file each) and the `Auto*` entry points that pick one from a
 //! folder's config.json, as transformers' `AutoModel` classes do.
 
+pub mod bart;
 pub mod bert;
 pub mod distilbert;
 pub mod llm;
+pub mod seq2seq;
+pub mod t5;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

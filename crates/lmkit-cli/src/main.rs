@@ -199,9 +199,23 @@ struct PipelineArgs {
     /// the k most likely tokens.
     #[arg(long)]
     top_k: Option<usize>,
-    /// Generation: at most this many new tokens.
-    #[arg(long, default_value_t = 64)]
-    max_new_tokens: usize,
+    /// Generation: at most this many new tokens (default 64; a seq2seq checkpoint's own
+    /// max_length when it has one).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// Seq2seq translation/summarization: beam search with this many beams (default: the
+    /// checkpoint's generation settings).
+    #[arg(long)]
+    num_beams: Option<usize>,
+    /// Seq2seq beam search: score = log p / length^this (> 0 favours longer outputs).
+    #[arg(long)]
+    length_penalty: Option<f64>,
+    /// Seq2seq: never repeat an n-gram of this size.
+    #[arg(long)]
+    no_repeat_ngram_size: Option<usize>,
+    /// Seq2seq beam search: true, false or never (as transformers' early_stopping).
+    #[arg(long)]
+    early_stopping: Option<lmkit::search::EarlyStopping>,
     /// Generation: sampling temperature; 0 = greedy (deterministic).
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
@@ -745,13 +759,55 @@ fn run_prompted(a: &PipelineArgs, texts: &[String]) -> Result<()> {
         (None, "summarization") if english => ENGLISH_LLM.into(),
         _ => MULTILINGUAL_LLM.into(),
     };
+    if lmkit::pipelines::text2text::is_seq2seq(&model) {
+        return run_text2text(a, texts, &model);
+    }
     let mut p = PromptedPipeline::new(&model)?;
-    p.max_new_tokens = a.max_new_tokens.max(1);
+    p.max_new_tokens = a.max_new_tokens.unwrap_or(64).max(1);
     for t in texts {
         let o = if a.task == "translation" {
             p.translate(t, &a.src, &a.tgt)?
         } else {
             p.summarize(t)?
+        };
+        if a.json {
+            println!("{}", serde_json::to_string(&o)?);
+        } else {
+            println!("{}", o.output);
+            eprintln!("[{} with {} ({})]", a.task, o.model, o.method);
+        }
+    }
+    Ok(())
+}
+
+/// translation / summarization with a Marian, BART or T5 checkpoint.
+fn run_text2text(a: &PipelineArgs, texts: &[String], model: &str) -> Result<()> {
+    let p = lmkit::pipelines::text2text::Text2TextPipeline::new(model)?;
+    let adjust = |s: &mut lmkit::search::SearchConfig| {
+        if let Some(n) = a.max_new_tokens {
+            s.max_new_tokens = Some(n);
+        }
+        if let Some(n) = a.num_beams {
+            s.num_beams = n;
+        }
+        if let Some(x) = a.length_penalty {
+            s.length_penalty = x;
+        }
+        if let Some(n) = a.no_repeat_ngram_size {
+            s.no_repeat_ngram_size = n;
+        }
+        if let Some(e) = a.early_stopping {
+            s.early_stopping = e;
+        }
+        if a.repetition_penalty != 1.0 {
+            s.repetition_penalty = a.repetition_penalty;
+        }
+    };
+    for t in texts {
+        let o = if a.task == "translation" {
+            p.translate(t, &a.src, &a.tgt, adjust)?
+        } else {
+            p.summarize(t, adjust)?
         };
         if a.json {
             println!("{}", serde_json::to_string(&o)?);
@@ -772,7 +828,7 @@ fn run_generation(a: &PipelineArgs, prompts: &[String]) -> Result<()> {
     let id = a.model.clone().unwrap_or(DEFAULT_MODEL.into());
     let mut p = TextGenerationPipeline::new(&id)?;
     let cfg = lmkit::generate::GenerationConfig {
-        max_new_tokens: a.max_new_tokens,
+        max_new_tokens: a.max_new_tokens.unwrap_or(64),
         temperature: a.temperature,
         top_k: a.top_k,
         top_p: a.top_p,

@@ -313,3 +313,61 @@ fn pipeline_bad_input_says_what_is_wrong() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn seq2seq_checkpoints_translate_and_summarize_from_the_cli() {
+    // tests/fixtures/make_seq2seq_fixtures.py: what transformers makes of the same tiny T5.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("seq2seq.json")).unwrap()).unwrap();
+    let want = &f["models"]["tiny-t5"]["pipelines"];
+    let model = root.join("seq2seq/tiny-t5");
+    let (ok, out, err) = run(
+        lmkit()
+            .args(["pipeline", "summarization", "--json", "--num-beams", "2"])
+            .args(["--max-new-tokens", "10", "--model"])
+            .arg(&model),
+        Some("the cat is in the hat\na dog and a bird\n".as_bytes()),
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(
+            l["output"],
+            want["summarization"][i].as_str().unwrap().trim()
+        );
+        assert!(l["method"].as_str().unwrap().contains("2 beams"), "{l}");
+    }
+    let (ok, out, err) = run(
+        lmkit()
+            .args(["pipeline", "translation", "--src", "en", "--tgt", "de"])
+            .args(["--max-new-tokens", "10", "--model"])
+            .arg(&model)
+            .arg("the cat is in the hat"),
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        want["translation_en_to_de"][0].as_str().unwrap().trim()
+    );
+    assert!(err.contains("t5 greedy"), "{err}");
+    let (ok, _, err) = run(
+        lmkit()
+            .args([
+                "pipeline",
+                "translation",
+                "--early-stopping",
+                "sometimes",
+                "--model",
+            ])
+            .arg(&model)
+            .arg("x"),
+        None,
+    );
+    assert!(!ok && err.contains("never"), "{err}");
+}

@@ -30,6 +30,7 @@ pub mod recipes;
 pub mod report;
 pub mod rouge;
 pub mod search;
+pub mod spm;
 pub mod store;
 pub mod tokenize;
 pub mod train;

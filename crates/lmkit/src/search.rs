@@ -44,8 +44,9 @@ impl std::str::FromStr for EarlyStopping {
 /// The `generate()` settings of an encoder-decoder.
 #[derive(Clone, Debug)]
 pub struct SearchConfig {
-    /// Decoder length limit, start token included (transformers' default 20).
-    pub max_length: usize,
+    /// Decoder length limit, start token included. None: 20 new tokens (transformers 5's
+    /// default, 21 with the start token).
+    pub max_length: Option<usize>,
     /// If set, overrides max_length: max_length = 1 + max_new_tokens.
     pub max_new_tokens: Option<usize>,
     pub min_length: usize,
@@ -63,7 +64,7 @@ pub struct SearchConfig {
 impl Default for SearchConfig {
     fn default() -> Self {
         Self {
-            max_length: 20,
+            max_length: None,
             max_new_tokens: None,
             min_length: 0,
             num_beams: 1,
@@ -109,7 +110,7 @@ impl SearchConfig {
             }
         };
         if let Some(n) = uint("max_length")? {
-            self.max_length = n;
+            self.max_length = Some(n);
         }
         if let Some(n) = uint("max_new_tokens")? {
             self.max_new_tokens = Some(n);
@@ -164,7 +165,8 @@ impl SearchConfig {
     pub fn limit(&self) -> usize {
         self.max_new_tokens
             .map(|n| n + 1)
-            .unwrap_or(self.max_length)
+            .or(self.max_length)
+            .unwrap_or(21)
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod feature_extraction;
 pub mod seq2seq_llm;
+pub mod text2text;
 pub mod text_classification;
 pub mod text_generation;
 pub mod zero_shot;
@@ -106,8 +107,9 @@ pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
              pipelines::text_generation::TextGenerationPipeline (CLI: `lmkit pipeline text-generation`)"
         ),
         "translation" | "summarization" => bail!(
-            "{task} prompts an LLM one text at a time: use \
-             pipelines::seq2seq_llm::PromptedPipeline (CLI: `lmkit pipeline {task}`)"
+            "{task} runs one text at a time: use pipelines::text2text::Text2TextPipeline \
+             with a Marian/BART/T5 checkpoint, or pipelines::seq2seq_llm::PromptedPipeline \
+             to prompt an LLM (CLI: `lmkit pipeline {task}`)"
         ),
         other => bail!("unknown task {other:?}; available: {}", TASKS.join(", ")),
     })

@@ -65,7 +65,8 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
     ("zh", "今天天气很好。", "我明天要见我的朋友。"),
 ];
 
-fn lang(code: &str) -> Result<&'static str> {
+/// The English name of a language code the prompts know (en -> English).
+pub fn language_name(code: &str) -> Result<&'static str> {
     LANGUAGES
         .iter()
         .find(|(c, _)| *c == code)
@@ -87,7 +88,7 @@ pub fn translation_prompt(src: &str, tgt: &str, text: &str) -> Result<String> {
     if src == tgt {
         bail!("source and target language are both {src:?}")
     }
-    let (s, t) = (lang(src)?, lang(tgt)?);
+    let (s, t) = (language_name(src)?, language_name(tgt)?);
     let ex = |c: &str| EXAMPLES.iter().find(|e| e.0 == c).unwrap();
     let (es, et) = (ex(src), ex(tgt));
     Ok(format!(

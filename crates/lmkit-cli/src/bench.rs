@@ -206,3 +206,81 @@ pub fn pipeline(model: &str, n: usize, batch: usize, iters: usize) -> Result<ser
         "peak_rss_mib": peak_rss_mib(),
     }))
 }
+
+/// Greedy generation with a GGUF decoder: prompt processing and new tokens timed apart
+/// (the same prompt as bench/generate_bench.py).
+pub fn generate(model: &str, new: usize, iters: usize) -> Result<serde_json::Value> {
+    use lmkit::generate::GenerationConfig;
+    let mut p = lmkit::pipelines::text_generation::TextGenerationPipeline::new(model)?;
+    let prompt = "Once upon a time, in a small village by the sea, there lived";
+    let ids = p.prompt_ids(prompt, false)?;
+    let cfg = GenerationConfig {
+        max_new_tokens: new,
+        ..Default::default()
+    };
+    lmkit::generate::generate(
+        &mut p.model,
+        &ids,
+        &GenerationConfig {
+            max_new_tokens: 4,
+            ..cfg.clone()
+        },
+        |_| {},
+    )?;
+    let mut runs = vec![];
+    for _ in 0..iters.max(1) {
+        runs.push(lmkit::generate::generate(&mut p.model, &ids, &cfg, |_| {})?);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let tok = median(runs.iter().map(|g| g.tokens_per_second()).collect());
+    let ptok = median(
+        runs.iter()
+            .map(|g| g.prompt_tokens as f64 / g.prompt_seconds.max(1e-9))
+            .collect(),
+    );
+    Ok(serde_json::json!({
+        "impl": "lmkit", "task": "generate", "prompt_tokens": ids.len(),
+        "new_tokens": runs[0].new_tokens, "prompt_tok_per_s": ptok, "tok_per_s": tok,
+        "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+/// Beam search with a seq2seq checkpoint: the same 41 input ids and settings as
+/// bench/seq2seq_bench.py (exactly `new` new tokens: EOS banned until then).
+pub fn seq2seq(dir: &str, beams: usize, new: usize, iters: usize) -> Result<serde_json::Value> {
+    use lmkit::search::{generate, SearchConfig};
+    let model = lmkit::models::seq2seq::load_folder(std::path::Path::new(dir), &Device::Cpu)?;
+    let mut ids: Vec<u32> = (100..140).collect();
+    ids.push(1);
+    let cfg = SearchConfig {
+        num_beams: beams,
+        max_new_tokens: Some(new),
+        min_length: new + 1,
+        ..SearchConfig::from_folder(std::path::Path::new(dir))?
+    };
+    generate(
+        model.as_ref(),
+        &ids,
+        &SearchConfig {
+            max_new_tokens: Some(4),
+            min_length: 0,
+            ..cfg.clone()
+        },
+    )?;
+    let mut times = vec![];
+    let mut n = 0;
+    for _ in 0..iters.max(1) {
+        let t = Instant::now();
+        n = generate(model.as_ref(), &ids, &cfg)?.ids.len() - 1;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    Ok(serde_json::json!({
+        "impl": "lmkit", "task": "seq2seq", "beams": beams, "new_tokens": n,
+        "median_s": median, "tok_per_s": n as f64 / median, "peak_rss_mib": peak_rss_mib(),
+    }))
+}

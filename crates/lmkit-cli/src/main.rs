@@ -297,6 +297,32 @@ enum BenchTask {
         #[arg(long)]
         json: bool,
     },
+    /// Greedy text generation with a GGUF decoder: prompt tokens/s and new tokens/s.
+    Generate {
+        #[arg(long, default_value = "HuggingFaceTB/SmolLM2-135M-Instruct")]
+        model: String,
+        /// New tokens per run.
+        #[arg(long, default_value_t = 64)]
+        new: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Beam search with a seq2seq checkpoint folder (Marian, BART, T5).
+    Seq2seq {
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 4)]
+        beams: usize,
+        /// Exactly this many new tokens per run.
+        #[arg(long, default_value_t = 32)]
+        new: usize,
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// The sentiment pipeline end to end on emotion test sentences.
     Pipeline {
         /// A sequence-classification model (default: lmkit/sentiment-sst2).
@@ -502,6 +528,44 @@ fn run(cli: Cli) -> Result<()> {
                         r["sentences"],
                         r["samples_per_s"].as_f64().unwrap_or(0.0),
                         r["median_s"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+            BenchTask::Generate {
+                model,
+                new,
+                iters,
+                json,
+            } => {
+                let r = bench::generate(&model, new, iters)?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!(
+                        "generate {model}: {} prompt tokens at {:.1} tok/s, {} new tokens at {:.1} tok/s (median of {iters})",
+                        r["prompt_tokens"],
+                        r["prompt_tok_per_s"].as_f64().unwrap_or(0.0),
+                        r["new_tokens"],
+                        r["tok_per_s"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+            BenchTask::Seq2seq {
+                model,
+                beams,
+                new,
+                iters,
+                json,
+            } => {
+                let r = bench::seq2seq(&model, beams, new, iters)?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!(
+                        "seq2seq {model}: {beams} beams, {} new tokens in {:.3} s: {:.1} tok/s",
+                        r["new_tokens"],
+                        r["median_s"].as_f64().unwrap_or(0.0),
+                        r["tok_per_s"].as_f64().unwrap_or(0.0)
                     );
                 }
             }

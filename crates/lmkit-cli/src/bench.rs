@@ -270,14 +270,11 @@ pub fn seq2seq(dir: &str, beams: usize, new: usize, iters: usize) -> Result<serd
             ..cfg.clone()
         },
     )?;
-    let mut times = vec![];
     let mut n = 0;
-    for _ in 0..iters.max(1) {
-        let t = Instant::now();
+    let times = time_median(0, iters.max(1), || {
         n = generate(model.as_ref(), &ids, &cfg)?.ids.len() - 1;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
+        Ok(())
+    })?;
     let median = times[times.len() / 2];
     Ok(serde_json::json!({
         "impl": "lmkit", "task": "seq2seq", "beams": beams, "new_tokens": n,

@@ -844,12 +844,23 @@ fn run_prompted(a: &PipelineArgs, texts: &[String]) -> Result<()> {
     }
     let mut p = PromptedPipeline::new(&model)?;
     p.max_new_tokens = a.max_new_tokens.unwrap_or(64).max(1);
-    for t in texts {
-        let o = if a.task == "translation" {
-            p.translate(t, &a.src, &a.tgt)?
+    print_seq2seq(a, texts, |t| {
+        if a.task == "translation" {
+            p.translate(t, &a.src, &a.tgt)
         } else {
-            p.summarize(t)?
-        };
+            p.summarize(t)
+        }
+    })
+}
+
+/// One line per text (`--json`: one object), the model and method on stderr.
+fn print_seq2seq(
+    a: &PipelineArgs,
+    texts: &[String],
+    mut run: impl FnMut(&str) -> Result<lmkit::pipelines::seq2seq_llm::Seq2SeqOutput>,
+) -> Result<()> {
+    for t in texts {
+        let o = run(t)?;
         if a.json {
             println!("{}", serde_json::to_string(&o)?);
         } else {
@@ -883,20 +894,13 @@ fn run_text2text(a: &PipelineArgs, texts: &[String], model: &str) -> Result<()> 
             s.repetition_penalty = a.repetition_penalty;
         }
     };
-    for t in texts {
-        let o = if a.task == "translation" {
-            p.translate(t, &a.src, &a.tgt, adjust)?
+    print_seq2seq(a, texts, |t| {
+        if a.task == "translation" {
+            p.translate(t, &a.src, &a.tgt, adjust)
         } else {
-            p.summarize(t, adjust)?
-        };
-        if a.json {
-            println!("{}", serde_json::to_string(&o)?);
-        } else {
-            println!("{}", o.output);
-            eprintln!("[{} with {} ({})]", a.task, o.model, o.method);
+            p.summarize(t, adjust)
         }
-    }
-    Ok(())
+    })
 }
 
 fn run_generation(a: &PipelineArgs, prompts: &[String]) -> Result<()> {

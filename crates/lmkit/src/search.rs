@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::models::seq2seq::{log_softmax, Seq2SeqModel, SpecialIds};
@@ -85,12 +85,8 @@ impl SearchConfig {
         let mut c = Self::default();
         for f in ["config.json", "generation_config.json"] {
             let p = dir.join(f);
-            if p.is_file() {
-                let v: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading {}", p.display()))?,
-                )
-                .with_context(|| format!("{} is not valid JSON", p.display()))?;
+            let v = crate::util::read_json_if_exists(&p)?;
+            if !v.is_null() {
                 c.update(&v)
                     .with_context(|| format!("in {}", p.display()))?;
             }
@@ -172,7 +168,7 @@ impl SearchConfig {
 
 /// A generated sequence: decoder ids from the start token on (EOS included when reached).
 #[derive(Clone, Debug, Serialize)]
-pub struct Seq2SeqOutput {
+pub struct SearchOutput {
     pub ids: Vec<u32>,
     /// Beam search: sum of log-probabilities / length^length_penalty (transformers'
     /// `sequences_scores`); None for greedy.
@@ -236,7 +232,7 @@ pub fn generate(
     model: &dyn Seq2SeqModel,
     input_ids: &[u32],
     cfg: &SearchConfig,
-) -> Result<Seq2SeqOutput> {
+) -> Result<SearchOutput> {
     if input_ids.is_empty() {
         bail!("the input is empty: give some text to encode")
     }
@@ -263,8 +259,7 @@ pub fn generate(
             )
         }
     }
-    let device = Device::Cpu;
-    let ids = Tensor::new(input_ids, &device)?.unsqueeze(0)?;
+    let ids = Tensor::new(input_ids, model.device())?.unsqueeze(0)?;
     let enc = model.encode(&ids)?;
     if cfg.num_beams == 1 {
         greedy(model, &enc, cfg, &sp, limit)
@@ -289,7 +284,7 @@ fn greedy(
     cfg: &SearchConfig,
     sp: &SpecialIds,
     limit: usize,
-) -> Result<Seq2SeqOutput> {
+) -> Result<SearchOutput> {
     let mut cache = m.start_decoding(enc, 1)?;
     let mut seq = vec![sp.decoder_start];
     let mut logits = m.decode(
@@ -306,7 +301,7 @@ fn greedy(
         }
         logits = m.decode(&Tensor::new(&[[next]], enc.device())?, &mut cache)?;
     }
-    Ok(Seq2SeqOutput {
+    Ok(SearchOutput {
         ids: seq,
         score: None,
     })
@@ -334,7 +329,7 @@ fn beam(
     cfg: &SearchConfig,
     sp: &SpecialIds,
     limit: usize,
-) -> Result<Seq2SeqOutput> {
+) -> Result<SearchOutput> {
     const NEG: f32 = -1.0e9;
     let nb = cfg.num_beams;
     let keep = 2usize.max(1 + sp.eos.len()) * nb;
@@ -412,7 +407,8 @@ fn beam(
             .collect();
         // Stopped continuations among the first num_beams join the finished list if better.
         let all_done = done.iter().all(|h| h.finished) && cfg.early_stopping == EarlyStopping::True;
-        let norm = (((cur + 1 - 1) as f64).powf(lp)) as f32;
+        // Generated length after this step: cur + 1 tokens minus the start token.
+        let norm = (cur as f64).powf(lp) as f32;
         let mut merged: Vec<Hyp> = done.clone();
         for (k, (h, _)) in cands.iter().enumerate() {
             let just = h.finished && k < nb;
@@ -466,7 +462,7 @@ fn beam(
     } else {
         &running[0]
     };
-    Ok(Seq2SeqOutput {
+    Ok(SearchOutput {
         ids: best.seq.clone(),
         score: Some(best.score),
     })

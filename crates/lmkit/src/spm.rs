@@ -38,6 +38,7 @@ struct Proto<'a> {
 enum Field<'a> {
     Varint(u64),
     Fixed32(u32),
+    Fixed64,
     Bytes(&'a [u8]),
 }
 
@@ -77,7 +78,7 @@ impl<'a> Proto<'a> {
             0 => Field::Varint(self.varint()?),
             1 => {
                 self.take(8)?;
-                Field::Varint(0)
+                Field::Fixed64
             }
             2 => {
                 let n = self.varint()? as usize;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
@@ -115,8 +115,8 @@ impl AutoTokenizer {
 
     /// From a folder with tokenizer.json, or vocab.txt (+ tokenizer_config.json) for WordPiece.
     pub fn from_folder(dir: &Path) -> Result<Self> {
-        let cfg = read_json_if_exists(&dir.join("tokenizer_config.json"))?;
-        let model_cfg = read_json_if_exists(&dir.join("config.json"))?;
+        let cfg = crate::util::read_json_if_exists(&dir.join("tokenizer_config.json"))?;
+        let model_cfg = crate::util::read_json_if_exists(&dir.join("config.json"))?;
         let tj = dir.join("tokenizer.json");
         let mut tokenizer = if tj.is_file() {
             Tokenizer::from_file(&tj)
@@ -318,15 +318,6 @@ fn pair_inputs<S: AsRef<str>>(pairs: &[(S, S)]) -> Vec<EncodeInput<'_>> {
         .iter()
         .map(|(a, b)| (a.as_ref(), b.as_ref()).into())
         .collect()
-}
-
-fn read_json_if_exists(p: &Path) -> Result<serde_json::Value> {
-    if !p.is_file() {
-        return Ok(serde_json::Value::Null);
-    }
-    let text =
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", p.display()))
 }
 
 /// BERT's uncased/cased WordPiece pipeline, built from a vocab.txt.

@@ -31,6 +31,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A JSON file's contents, or `Null` when the file does not exist (optional config files).
+pub fn read_json_if_exists(p: &Path) -> Result<serde_json::Value> {
+    if !p.is_file() {
+        return Ok(serde_json::Value::Null);
+    }
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", p.display()))
+}
+
 /// Hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;

@@ -356,6 +356,10 @@ impl Seq2SeqModel for BartForConditionalGeneration {
         &self.specials
     }
 
+    fn device(&self) -> &Device {
+        self.lm_head.device()
+    }
+
     fn encode(&self, ids: &Tensor) -> Result<Tensor> {
         let _g = self.span.enter();
         let mut x = self.enc_embed.forward(ids, 0)?;

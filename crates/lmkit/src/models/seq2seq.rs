@@ -8,19 +8,21 @@ use anyhow::{bail, Context};
 use candle_core::{Device, Result, Tensor, D};
 
 use crate::nn::Weights;
+use crate::util::read_json_if_exists;
 
 /// Token ids the search needs, from config.json / generation_config.json.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpecialIds {
     pub decoder_start: u32,
     pub eos: Vec<u32>,
-    pub pad: Option<u32>,
     pub vocab_size: usize,
 }
 
 /// An encoder-decoder with a language-model head, in eval mode.
 pub trait Seq2SeqModel: Send {
     fn specials(&self) -> &SpecialIds;
+    /// Where the weights live; inputs are made there.
+    fn device(&self) -> &Device;
     /// Encoder hidden states for one input, ids (1, s) -> (1, s, d).
     fn encode(&self, ids: &Tensor) -> Result<Tensor>;
     /// A fresh cache for `beams` hypotheses decoding against `encoder_out` (cross-attention
@@ -138,16 +140,9 @@ pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
     shifted.broadcast_sub(&lse)
 }
 
-/// Which seq2seq architecture a folder holds, from config.json's `model_type`.
+/// Which architecture a folder holds, from config.json's `model_type` (None without one).
 pub fn model_type(dir: &Path) -> anyhow::Result<Option<String>> {
-    let p = dir.join("config.json");
-    if !p.is_file() {
-        return Ok(None);
-    }
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
-    )
-    .with_context(|| format!("{} is not valid JSON", p.display()))?;
+    let v = read_json_if_exists(&dir.join("config.json"))?;
     Ok(v["model_type"].as_str().map(String::from))
 }
 
@@ -156,10 +151,10 @@ pub const SEQ2SEQ_TYPES: &[&str] = &["marian", "bart", "t5"];
 /// Loads a Marian, BART or T5 checkpoint folder (config.json + safetensors).
 pub fn load_folder(dir: &Path, device: &Device) -> anyhow::Result<Box<dyn Seq2SeqModel>> {
     let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path)
-        .with_context(|| format!("no config.json in {}", dir.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", cfg_path.display()))?;
+    let v = read_json_if_exists(&cfg_path)?;
+    if v.is_null() {
+        bail!("no config.json in {}", dir.display())
+    }
     let mt = v["model_type"].as_str().unwrap_or("");
     let w = Weights::from_folder(dir, device)?;
     let id = |field: &str| v[field].as_u64().map(|x| x as u32);
@@ -183,7 +178,6 @@ pub fn load_folder(dir: &Path, device: &Device) -> anyhow::Result<Box<dyn Seq2Se
         Ok(SpecialIds {
             decoder_start,
             eos,
-            pad: id("pad_token_id"),
             vocab_size: vocab,
         })
     };

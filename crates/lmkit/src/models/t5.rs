@@ -5,7 +5,7 @@
 //! a ReLU or gated-GELU feed-forward. Names follow the checkpoint
 //! (`encoder.block.N.layer.0.SelfAttention.q.weight`, ...).
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Device, Module, Result, Tensor, D};
 use serde::Deserialize;
 use tracing::{span, Level, Span};
 
@@ -342,6 +342,10 @@ impl T5ForConditionalGeneration {
 impl Seq2SeqModel for T5ForConditionalGeneration {
     fn specials(&self) -> &SpecialIds {
         &self.specials
+    }
+
+    fn device(&self) -> &Device {
+        self.lm_head.device()
     }
 
     fn encode(&self, ids: &Tensor) -> Result<Tensor> {

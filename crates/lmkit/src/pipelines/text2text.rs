@@ -96,14 +96,8 @@ pub struct Text2TextPipeline {
 
 /// Whether `model` (a store id or folder) is a seq2seq checkpoint lmkit can run.
 pub fn is_seq2seq(model: &str) -> bool {
-    let p = Path::new(model);
-    let dir = if p.is_dir() {
-        p.to_path_buf()
-    } else {
-        match crate::store::resolve(model) {
-            Ok(d) => d,
-            Err(_) => return false,
-        }
+    let Ok(dir) = crate::store::resolve(model) else {
+        return false;
     };
     matches!(model_type(&dir), Ok(Some(t)) if SEQ2SEQ_TYPES.contains(&t.as_str()))
 }
@@ -111,7 +105,8 @@ pub fn is_seq2seq(model: &str) -> bool {
 impl Text2TextPipeline {
     pub fn new(model: &str) -> Result<Self> {
         let dir = crate::store::resolve(model)?;
-        let mt = model_type(&dir)?.unwrap_or_default();
+        let cfg = crate::util::read_json_if_exists(&dir.join("config.json"))?;
+        let mt = cfg["model_type"].as_str().unwrap_or_default().to_string();
         if !SEQ2SEQ_TYPES.contains(&mt.as_str()) {
             bail!(
                 "{} is a {mt:?} model, not a seq2seq one ({}); translation and summarization \
@@ -122,8 +117,6 @@ impl Text2TextPipeline {
         }
         let tokenizer = Seq2SeqTokenizer::from_folder(&dir, &mt)
             .with_context(|| format!("loading the tokenizer of {}", dir.display()))?;
-        let cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
         let max_input = match mt.as_str() {
             "t5" => tokenizer.model_max_length().min(512),
             _ => cfg["max_position_embeddings"].as_u64().unwrap_or(1024) as usize,
@@ -203,20 +196,10 @@ impl Text2TextPipeline {
             text: text.to_string(),
             output: self.tokenizer.decode(&out.ids, true)?.trim().to_string(),
             model: self.model_id.clone(),
-            method: format!(
-                "{method}, {} {}{}",
-                self.model_type,
-                if search.num_beams > 1 {
-                    "beam search"
-                } else {
-                    "greedy"
-                },
-                if search.num_beams > 1 {
-                    format!(" ({} beams)", search.num_beams)
-                } else {
-                    String::new()
-                }
-            ),
+            method: match search.num_beams {
+                1 => format!("{method}, {} greedy", self.model_type),
+                n => format!("{method}, {} beam search ({n} beams)", self.model_type),
+            },
         })
     }
 

@@ -1,10 +1,12 @@
 """The Python reference side of lmkit's benchmarks: PyTorch + transformers on the same shapes
 as `lmkit bench`, printing one JSON object. Run through bench/compare.sh (which makes the venv).
 
-    python bench/torch_bench.py infer --model-dir DIR --batch 64 --seq 48 --iters 10
+    python bench/torch_bench.py infer --shape minilm --batch 64 --seq 48 --iters 10
     python bench/torch_bench.py train --model-dir DIR --batch 32 --seq 48 --iters 5 [--dropout 0.1]
+    python bench/torch_bench.py gemm --n 2048 --iters 5
 
-train: BertForSequenceClassification (num_labels=6) with the model dir's config and weights
+train: AutoModelForSequenceClassification (num_labels=6) with the model dir's config and weights
+(or --shape's config and random weights)
 (classifier head freshly initialised, seed 0), model.train(), AdamW(lr=5e-5, weight_decay=0);
 one step = forward on random ids (no padding) + cross-entropy on random labels + backward +
 optimizer.step() + zero_grad(). --dropout sets hidden_dropout_prob,
@@ -13,7 +15,44 @@ attention_probs_dropout_prob and classifier_dropout. 2 warm-up steps, then --ite
 import argparse, json, resource, statistics, time
 
 import torch
-from transformers import AutoConfig, AutoModel, BertForSequenceClassification
+from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, BertConfig,
+                          DistilBertConfig)
+
+# The benchmark shapes (the same numbers as `lmkit bench --shape`), with random weights.
+SHAPES = {
+    "minilm": lambda: BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6,
+                                 num_attention_heads=12, intermediate_size=1536,
+                                 max_position_embeddings=512, hidden_act="gelu"),
+    "distilbert": lambda: DistilBertConfig(vocab_size=30522, dim=768, n_layers=6, n_heads=12,
+                                           hidden_dim=3072, max_position_embeddings=512,
+                                           activation="gelu"),
+}
+
+
+def encoder_flops(cfg, batch, seq):
+    """Same count as lmkit's bench::encoder_flops (projections, FFN, attention products)."""
+    if cfg.model_type == "distilbert":
+        h, i, layers = cfg.dim, cfg.hidden_dim, cfg.n_layers
+    else:
+        h, i, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    per_token = 2.0 * (4 * h * h + 2 * h * i) + 2.0 * 2.0 * seq * h
+    return per_token * batch * seq * layers
+
+
+def load_config(args, **overrides):
+    if args.shape:
+        cfg = SHAPES[args.shape]()
+        for k, v in overrides.items():
+            setattr(cfg, k, v)
+        return cfg
+    return AutoConfig.from_pretrained(args.model_dir, **overrides)
+
+
+def load_model(cls, args, cfg):
+    torch.manual_seed(0)
+    if args.shape:
+        return cls.from_config(cfg)
+    return cls.from_pretrained(args.model_dir, config=cfg)
 
 
 def peak_rss_mib():
@@ -32,7 +71,8 @@ def timed(fn, warmup, iters):
 
 
 def infer(args):
-    model = AutoModel.from_pretrained(args.model_dir).eval()
+    cfg = load_config(args)
+    model = load_model(AutoModel, args, cfg).eval()
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, model.config.vocab_size, (args.batch, args.seq), generator=g)
     mask = torch.ones_like(ids)
@@ -46,19 +86,24 @@ def infer(args):
 
     times = timed(step, 2, args.iters)
     med = statistics.median(times)
+    gflop = encoder_flops(cfg, args.batch, args.seq) / 1e9
     return {"impl": "pytorch", "task": "infer", "batch": args.batch, "seq": args.seq,
             "threads": torch.get_num_threads(), "median_s": med,
+            "gflop": gflop, "gflop_per_s": gflop / med,
             "samples_per_s": args.batch / med, "times_s": times, "peak_rss_mib": peak_rss_mib(),
             "torch": torch.__version__}
 
 
 def train(args):
-    torch.manual_seed(0)
-    cfg = AutoConfig.from_pretrained(args.model_dir, num_labels=6,
-                                     hidden_dropout_prob=args.dropout,
-                                     attention_probs_dropout_prob=args.dropout,
-                                     classifier_dropout=args.dropout)
-    model = BertForSequenceClassification.from_pretrained(args.model_dir, config=cfg)
+    probe = load_config(args)
+    if probe.model_type == "distilbert":
+        drop = dict(dropout=args.dropout, attention_dropout=args.dropout,
+                    seq_classif_dropout=args.dropout)
+    else:
+        drop = dict(hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
+                    classifier_dropout=args.dropout)
+    cfg = load_config(args, num_labels=6, **drop)
+    model = load_model(AutoModelForSequenceClassification, args, cfg)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.0)
     g = torch.Generator().manual_seed(0)
@@ -77,22 +122,39 @@ def train(args):
 
     times = timed(step, 2, args.iters)
     med = statistics.median(times)
+    gflop = 3 * encoder_flops(cfg, args.batch, args.seq) / 1e9
     return {"impl": "pytorch", "task": "train", "batch": args.batch, "seq": args.seq,
             "dropout": args.dropout, "num_labels": cfg.num_labels,
             "threads": torch.get_num_threads(), "median_s": med,
+            "gflop": gflop, "gflop_per_s": gflop / med,
             "samples_per_s": args.batch / med, "times_s": times, "losses": losses,
+            "peak_rss_mib": peak_rss_mib(), "torch": torch.__version__}
+
+
+def gemm(args):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(args.n, args.n, generator=g)
+    b = torch.randn(args.n, args.n, generator=g)
+    times = timed(lambda: torch.matmul(a, b), 1, args.iters)
+    med = statistics.median(times)
+    return {"impl": "pytorch", "task": "gemm", "n": args.n, "threads": torch.get_num_threads(),
+            "median_s": med, "gflop_per_s": 2 * args.n ** 3 / 1e9 / med, "times_s": times,
             "peak_rss_mib": peak_rss_mib(), "torch": torch.__version__}
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("task", choices=["infer", "train"])
-    p.add_argument("--model-dir", required=True)
+    p.add_argument("task", choices=["infer", "train", "gemm"])
+    p.add_argument("--model-dir", help="a checkpoint folder (or --shape)")
+    p.add_argument("--shape", choices=sorted(SHAPES), help="random weights of this shape")
+    p.add_argument("--n", type=int, default=2048, help="gemm only: n x n x n")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq", type=int, default=48)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.1, help="train only")
     a = p.parse_args()
+    if a.task != "gemm" and not (a.model_dir or a.shape):
+        p.error("--model-dir or --shape is required")
     torch.set_num_threads(a.threads)
-    print(json.dumps({"infer": infer, "train": train}[a.task](a)))
+    print(json.dumps({"infer": infer, "train": train, "gemm": gemm}[a.task](a)))

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use lmkit::models::{AutoModel, ModelInput};
+use lmkit::models::{ArchConfig, Config, ModelInput};
 
 /// Peak resident memory of this process (VmHWM), in MiB.
 pub fn peak_rss_mib() -> f64 {
@@ -57,26 +57,144 @@ pub fn time_median(
     Ok(times)
 }
 
-/// Encoder inference (forward without gradients) on batch x seq tokens, plus mean pooling.
-pub fn infer(model: &str, batch: usize, seq: usize, iters: usize) -> Result<serde_json::Value> {
-    let dir = lmkit::store::resolve(model)?;
-    let m = AutoModel::from_folder(&dir, &Device::Cpu)?;
-    let vocab = match &m.config.arch {
-        lmkit::models::ArchConfig::Bert(c) => c.vocab_size,
-        lmkit::models::ArchConfig::DistilBert(c) => c.vocab_size,
+/// What a benchmark runs: a checkpoint (id or folder), or random weights of a named shape.
+pub enum Source {
+    Model(String),
+    Shape(String),
+}
+
+impl Source {
+    /// `--shape` wins over `--model` (shapes need no download).
+    pub fn new(model: String, shape: Option<String>) -> Self {
+        shape.map_or(Self::Model(model), Self::Shape)
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Model(m) => m.clone(),
+            Self::Shape(s) => format!("shape:{s}"),
+        }
+    }
+
+    /// The config and the weights (random ones, seeded, for a shape). `dropout` overrides the
+    /// config's dropout probabilities.
+    fn load(&self, dropout: Option<f64>) -> Result<(Config, lmkit::nn::Weights)> {
+        let (mut cfg, w) = match self {
+            Self::Model(m) => {
+                let dir = lmkit::store::resolve(m)?;
+                let cfg = Config::from_folder(&dir)?;
+                (cfg, lmkit::nn::Weights::from_folder(&dir, &Device::Cpu)?)
+            }
+            Self::Shape(s) => {
+                let json = shape_config(s)?;
+                let cfg = Config::from_json(&json.to_string(), format!("<shape {s}>").into())?;
+                let tensors = match &cfg.arch {
+                    ArchConfig::Bert(c) => lmkit::models::bert::random_tensors(c, "", 0)?,
+                    ArchConfig::DistilBert(c) => {
+                        lmkit::models::distilbert::random_tensors(c, "", 0)?
+                    }
+                };
+                let w =
+                    lmkit::nn::Weights::from_tensors(tensors, format!("<shape {s}>"), &Device::Cpu);
+                (cfg, w)
+            }
+        };
+        if let Some(p) = dropout {
+            match &mut cfg.arch {
+                ArchConfig::Bert(c) => {
+                    c.hidden_dropout_prob = p;
+                    c.attention_probs_dropout_prob = p;
+                    c.classifier_dropout = Some(p);
+                }
+                ArchConfig::DistilBert(c) => {
+                    c.dropout = p;
+                    c.attention_dropout = p;
+                    c.seq_classif_dropout = p;
+                }
+            }
+        }
+        let prefix = match cfg.arch {
+            ArchConfig::Bert(_) => "bert.",
+            ArchConfig::DistilBert(_) => "distilbert.",
+        };
+        Ok((cfg, w.optional_prefixes(&[prefix])))
+    }
+}
+
+/// config.json of the benchmark shapes (the same numbers as bench/torch_bench.py's).
+fn shape_config(name: &str) -> Result<serde_json::Value> {
+    Ok(match name {
+        // sentence-transformers/all-MiniLM-L6-v2
+        "minilm" => serde_json::json!({
+            "model_type": "bert", "vocab_size": 30522, "hidden_size": 384,
+            "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+            "max_position_embeddings": 512, "hidden_act": "gelu"
+        }),
+        // distilbert-base-uncased
+        "distilbert" => serde_json::json!({
+            "model_type": "distilbert", "vocab_size": 30522, "dim": 768, "n_layers": 6,
+            "n_heads": 12, "hidden_dim": 3072, "max_position_embeddings": 512,
+            "activation": "gelu"
+        }),
+        other => anyhow::bail!("unknown --shape {other:?} (known: minilm, distilbert)"),
+    })
+}
+
+/// Multiply-add FLOPs (x2) of one encoder forward over batch x seq tokens: the four attention
+/// projections, the two feed-forward matmuls and the two attention products per layer. The
+/// embeddings, norms and head are <1% and left out; a training step counts 3x (backward 2x).
+pub fn encoder_flops(arch: &ArchConfig, batch: usize, seq: usize) -> f64 {
+    let (h, i, layers) = match arch {
+        ArchConfig::Bert(c) => (c.hidden_size, c.intermediate_size, c.num_hidden_layers),
+        ArchConfig::DistilBert(c) => (c.dim, c.hidden_dim, c.n_layers),
     };
-    let x = random_input(vocab, batch, seq)?;
+    let (h, i, s) = (h as f64, i as f64, seq as f64);
+    let per_token = 2.0 * (4.0 * h * h + 2.0 * h * i) + 2.0 * 2.0 * s * h;
+    per_token * (batch * seq) as f64 * layers as f64
+}
+
+/// Encoder inference (forward without gradients) on batch x seq tokens, plus mean pooling.
+pub fn infer(src: &Source, batch: usize, seq: usize, iters: usize) -> Result<serde_json::Value> {
+    let (cfg, w) = src.load(None)?;
+    let m = lmkit::models::Encoder::load(&w, &cfg.arch)?;
+    let x = random_input(vocab_size(&cfg.arch), batch, seq)?;
     let times = time_median(2, iters, || {
-        let h = m.forward(&x)?;
+        let h = m.forward(&x, false)?;
         let e = lmkit::models::bert::mean_pool(&h, &x.attention_mask)?;
         lmkit::embed::l2_normalize(&e)?;
         Ok(())
     })?;
     let median = times[times.len() / 2];
+    let gflop = encoder_flops(&cfg.arch, batch, seq) / 1e9;
     Ok(serde_json::json!({
-        "impl": "lmkit", "task": "infer", "model": model, "batch": batch, "seq": seq,
+        "impl": "lmkit", "task": "infer", "model": src.name(), "batch": batch, "seq": seq,
         "threads": rayon_threads(), "median_s": median, "samples_per_s": batch as f64 / median,
+        "gflop": gflop, "gflop_per_s": gflop / median,
         "times_s": times, "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+fn vocab_size(arch: &ArchConfig) -> usize {
+    match arch {
+        ArchConfig::Bert(c) => c.vocab_size,
+        ArchConfig::DistilBert(c) => c.vocab_size,
+    }
+}
+
+/// fp32 matrix multiply n x n by n x n: the machine's achievable matmul rate, for reading the
+/// model benchmarks' GFLOP/s against.
+pub fn gemm(n: usize, iters: usize) -> Result<serde_json::Value> {
+    let a = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
+    let b = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
+    let times = time_median(1, iters, || {
+        a.matmul(&b)?;
+        Ok(())
+    })?;
+    let median = times[times.len() / 2];
+    let gflop = 2.0 * (n as f64).powi(3) / 1e9;
+    Ok(serde_json::json!({
+        "impl": "lmkit", "task": "gemm", "n": n, "threads": rayon_threads(), "median_s": median,
+        "gflop_per_s": gflop / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
     }))
 }
 
@@ -125,42 +243,21 @@ pub fn tokenize(model: &str, iters: usize) -> Result<serde_json::Value> {
     }))
 }
 
-/// One training step (forward with dropout, cross-entropy, backward, AdamW) of `model`'s body
+/// One training step (forward with dropout, cross-entropy, backward, AdamW) of the body
 /// plus a new 6-way head on batch x seq random tokens (no padding).
 pub fn train(
-    model: &str,
+    src: &Source,
     batch: usize,
     seq: usize,
     dropout: f64,
     iters: usize,
 ) -> Result<serde_json::Value> {
-    use lmkit::models::{ArchConfig, AutoModelForSequenceClassification, Config};
-    let dir = lmkit::store::resolve(model)?;
-    let mut cfg = Config::from_folder(&dir)?;
-    let vocab = match &mut cfg.arch {
-        ArchConfig::Bert(c) => {
-            c.hidden_dropout_prob = dropout;
-            c.attention_probs_dropout_prob = dropout;
-            c.classifier_dropout = Some(dropout);
-            c.vocab_size
-        }
-        ArchConfig::DistilBert(c) => {
-            c.dropout = dropout;
-            c.attention_dropout = dropout;
-            c.seq_classif_dropout = dropout;
-            c.vocab_size
-        }
-    };
-    let prefix = if matches!(cfg.arch, ArchConfig::Bert(_)) {
-        "bert."
-    } else {
-        "distilbert."
-    };
-    let w = lmkit::nn::Weights::from_folder(&dir, &Device::Cpu)?
-        .optional_prefixes(&[prefix])
-        .trainable(0);
+    use lmkit::models::AutoModelForSequenceClassification;
+    let (cfg, w) = src.load(Some(dropout))?;
+    let vocab = vocab_size(&cfg.arch);
+    let flops = 3.0 * encoder_flops(&cfg.arch, batch, seq);
     let labels: Vec<String> = (0..6).map(|i| format!("LABEL_{i}")).collect();
-    let m = AutoModelForSequenceClassification::from_weights(w, cfg, labels)?;
+    let m = AutoModelForSequenceClassification::from_weights(w.trainable(0), cfg, labels)?;
     let params = m.params();
     let mut opt = lmkit::optim::AdamW::new(params.clone(), Default::default())?;
     let x = random_input(vocab, batch, seq)?;
@@ -177,8 +274,9 @@ pub fn train(
     })?;
     let median = times[times.len() / 2];
     Ok(serde_json::json!({
-        "impl": "lmkit", "task": "train", "model": model, "batch": batch, "seq": seq, "dropout": dropout,
-        "median_s": median, "samples_per_s": batch as f64 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
+        "impl": "lmkit", "task": "train", "model": src.name(), "batch": batch, "seq": seq, "dropout": dropout,
+        "median_s": median, "samples_per_s": batch as f64 / median, "gflop": flops / 1e9,
+        "gflop_per_s": flops / 1e9 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
     }))
 }
 

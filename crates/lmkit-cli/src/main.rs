@@ -263,6 +263,9 @@ enum BenchTask {
     Train {
         #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
         model: String,
+        /// Random weights of this shape instead of --model: minilm or distilbert.
+        #[arg(long)]
+        shape: Option<String>,
         #[arg(long, default_value_t = 64)]
         batch: usize,
         #[arg(long, default_value_t = 48)]
@@ -287,6 +290,9 @@ enum BenchTask {
     Infer {
         #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
         model: String,
+        /// Random weights of this shape instead of --model: minilm or distilbert.
+        #[arg(long)]
+        shape: Option<String>,
         #[arg(long, default_value_t = 64)]
         batch: usize,
         #[arg(long, default_value_t = 48)]
@@ -294,6 +300,15 @@ enum BenchTask {
         #[arg(long, default_value_t = 10)]
         iters: usize,
         /// One JSON object: samples_per_s, median_s, peak_rss_mib, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// fp32 matmul n x n x n: the matmul rate this machine reaches (GFLOP/s).
+    Gemm {
+        #[arg(long, default_value_t = 2048)]
+        n: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
         #[arg(long)]
         json: bool,
     },
@@ -512,19 +527,34 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { task } => match task {
             BenchTask::Train {
                 model,
+                shape,
                 batch,
                 seq,
                 dropout,
                 iters,
                 json,
             } => {
-                let r = bench::train(&model, batch, seq, dropout, iters)?;
+                let src = bench::Source::new(model, shape);
+                let r = bench::train(&src, batch, seq, dropout, iters)?;
                 if json {
                     println!("{r}");
                 } else {
                     println!(
-                        "train {model}: batch {batch} x {seq}, dropout {dropout}: {:.1} samples/s (median {:.3} s), peak RSS {:.0} MiB",
-                        r["samples_per_s"].as_f64().unwrap_or(0.0), r["median_s"].as_f64().unwrap_or(0.0), r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+                        "train {}: batch {batch} x {seq}, dropout {dropout}: {:.1} samples/s (median {:.3} s, {:.1} GFLOP/s), peak RSS {:.0} MiB",
+                        r["model"].as_str().unwrap_or(""), r["samples_per_s"].as_f64().unwrap_or(0.0), r["median_s"].as_f64().unwrap_or(0.0),
+                        r["gflop_per_s"].as_f64().unwrap_or(0.0), r["peak_rss_mib"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+            BenchTask::Gemm { n, iters, json } => {
+                let r = bench::gemm(n, iters)?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!(
+                        "gemm f32 {n}x{n}x{n}: {:.1} GFLOP/s (median {:.3} s)",
+                        r["gflop_per_s"].as_f64().unwrap_or(0.0),
+                        r["median_s"].as_f64().unwrap_or(0.0)
                     );
                 }
             }
@@ -600,19 +630,23 @@ fn run(cli: Cli) -> Result<()> {
             }
             BenchTask::Infer {
                 model,
+                shape,
                 batch,
                 seq,
                 iters,
                 json,
             } => {
-                let r = bench::infer(&model, batch, seq, iters)?;
+                let src = bench::Source::new(model, shape);
+                let r = bench::infer(&src, batch, seq, iters)?;
                 if json {
                     println!("{r}");
                 } else {
                     println!(
-                        "infer {model}: batch {batch} x {seq}: {:.1} samples/s (median {:.3} s), peak RSS {:.0} MiB",
+                        "infer {}: batch {batch} x {seq}: {:.1} samples/s (median {:.3} s, {:.1} GFLOP/s), peak RSS {:.0} MiB",
+                        r["model"].as_str().unwrap_or(""),
                         r["samples_per_s"].as_f64().unwrap_or(0.0),
                         r["median_s"].as_f64().unwrap_or(0.0),
+                        r["gflop_per_s"].as_f64().unwrap_or(0.0),
                         r["peak_rss_mib"].as_f64().unwrap_or(0.0)
                     );
                 }

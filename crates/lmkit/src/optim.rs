@@ -12,7 +12,10 @@ pub type Grads = Vec<Option<Tensor>>;
 
 /// Takes the gradients of `params` out of a backward pass.
 pub fn grads_of(store: &GradStore, params: &[(String, Var)]) -> Grads {
-    params.iter().map(|(_, p)| store.get(p).cloned()).collect()
+    params
+        .iter()
+        .map(|(_, p)| store.get(p).map(Tensor::detach))
+        .collect()
 }
 
 /// Adds `more` into `acc` (gradient accumulation).

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tracing::{span, Level, Span};
 
 use crate::nn::{
-    attention_bias, softmax_last_dim, Activation, Dropout, Embedding, LayerNorm, Linear, Weights,
+    attention_bias, self_attention, Activation, Dropout, Embedding, LayerNorm, Linear, Weights,
 };
 
 /// `BertConfig`: the fields of config.json this implementation reads.
@@ -126,7 +126,6 @@ pub struct BertAttention {
     attn_dropout: Dropout,
     out_dropout: Dropout,
     heads: usize,
-    head_dim: usize,
     span: Span,
 }
 
@@ -149,30 +148,21 @@ impl BertAttention {
             attn_dropout: Dropout::new(c.attention_probs_dropout_prob, w.dropout_rng()),
             out_dropout: Dropout::new(c.hidden_dropout_prob, w.dropout_rng()),
             heads: c.num_attention_heads,
-            head_dim: h / c.num_attention_heads,
             span: span!(Level::TRACE, "bert.attention"),
         })
     }
 
     pub fn forward(&self, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
         let _g = self.span.enter();
-        let (b, s, h) = x.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, s, self.heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(bias)?;
-        let probs = softmax_last_dim(&scores)?;
-        let probs = self.attn_dropout.forward_t(&probs, train)?;
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, h))?;
+        let ctx = self_attention(
+            &self.query.forward(x)?,
+            &self.key.forward(x)?,
+            &self.value.forward(x)?,
+            bias,
+            self.heads,
+            &self.attn_dropout,
+            train,
+        )?;
         let out = self
             .out_dropout
             .forward_t(&self.output.forward(&ctx)?, train)?;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tracing::{span, Level, Span};
 
 use crate::nn::{
-    attention_bias, softmax_last_dim, Activation, Dropout, Embedding, LayerNorm, Linear, Weights,
+    attention_bias, self_attention, Activation, Dropout, Embedding, LayerNorm, Linear, Weights,
 };
 
 /// DistilBERT's layer norms use a fixed epsilon (not in its config).
@@ -103,7 +103,6 @@ pub struct MultiHeadSelfAttention {
     out_lin: Linear,
     dropout: Dropout,
     heads: usize,
-    head_dim: usize,
     span: Span,
 }
 
@@ -119,29 +118,21 @@ impl MultiHeadSelfAttention {
             out_lin: Linear::load(&w.pp("out_lin"), c.dim, c.dim)?,
             dropout: Dropout::new(c.attention_dropout, w.dropout_rng()),
             heads: c.n_heads,
-            head_dim: c.dim / c.n_heads,
             span: span!(Level::TRACE, "distilbert.attention"),
         })
     }
 
     pub fn forward(&self, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
         let _g = self.span.enter();
-        let (b, s, d) = x.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, s, self.heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = (split(self.q_lin.forward(x)?)? / (self.head_dim as f64).sqrt())?;
-        let k = split(self.k_lin.forward(x)?)?;
-        let v = split(self.v_lin.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = self.dropout.forward_t(&softmax_last_dim(&scores)?, train)?;
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, d))?;
+        let ctx = self_attention(
+            &self.q_lin.forward(x)?,
+            &self.k_lin.forward(x)?,
+            &self.v_lin.forward(x)?,
+            bias,
+            self.heads,
+            &self.dropout,
+            train,
+        )?;
         self.out_lin.forward(&ctx)
     }
 }

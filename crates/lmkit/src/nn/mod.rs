@@ -1,6 +1,7 @@
 //! Training-ready layers: each works in eval mode for inference and in train mode for
 //! fine-tuning (dropout on, gradients through every op, including layer norm and softmax).
 
+pub mod matmul;
 pub mod ops;
 pub mod weights;
 
@@ -8,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use candle_core::{DType, Module, Result, Tensor, D};
-use rayon::prelude::*;
 
-pub use ops::{layer_norm, softmax_last_dim};
+pub use matmul::{attention_context, attention_scores, linear};
+pub use ops::{gelu_erf, layer_norm, masked_softmax, softmax_last_dim};
 pub use weights::{Init, Weights};
 
 /// `torch.nn.Linear`: y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints.
@@ -38,17 +39,7 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = *dims.last().unwrap_or(&1);
-        let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let mut out = dims;
-        *out.last_mut().unwrap() = self.weight.dim(0)?;
-        y.reshape(out)
+        linear(x, &self.weight, self.bias.as_ref())
     }
 }
 
@@ -132,7 +123,7 @@ impl Activation {
 
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Gelu => x.gelu_erf(),
+            Self::Gelu => gelu_erf(x),
             Self::GeluTanh => x.gelu(),
             Self::Relu => x.relu(),
             Self::Silu => x.silu(),
@@ -198,22 +189,37 @@ impl Dropout {
         }
         let (seed, _) = self.rng.state();
         let call = self.rng.counter.fetch_add(1, Ordering::SeqCst);
-        let base = splitmix64(seed ^ splitmix64(call));
-        let threshold = (self.p * (u32::MAX as f64 + 1.0)) as u64;
-        let scale = (1.0 / (1.0 - self.p)) as f32;
-        let n = x.elem_count();
-        let mut mask = vec![0f32; n];
-        mask.par_chunks_mut(4096)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                for (j, m) in chunk.iter_mut().enumerate() {
-                    let r = splitmix64(base.wrapping_add((c * 4096 + j) as u64)) >> 32;
-                    *m = if r >= threshold { scale } else { 0.0 };
-                }
-            });
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x * mask
+        let op = ops::DropoutOp {
+            base: splitmix64(seed ^ splitmix64(call)),
+            threshold: (self.p * (u32::MAX as f64 + 1.0)) as u64,
+            scale: 1.0 / (1.0 - self.p),
+        };
+        if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+            return x.contiguous()?.apply_op1(op);
+        }
+        // Elsewhere: the same mask made on the CPU, applied with a multiply.
+        let ones = Tensor::ones(x.shape(), DType::F32, &candle_core::Device::Cpu)?;
+        let mask = ones.apply_op1_no_bwd(&op)?.to_device(x.device())?;
+        x * mask.to_dtype(x.dtype())?
     }
+}
+
+/// Multi-head self-attention core as BERT and DistilBERT compute it: softmax(q k^T / sqrt(d) +
+/// bias), attention dropout, times v. q, k, v and the result are (batch, seq, heads * d), the
+/// layout of the projections, so no head is copied out.
+pub fn self_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    heads: usize,
+    dropout: &Dropout,
+    train: bool,
+) -> Result<Tensor> {
+    let d = q.dim(D::Minus1)? / heads;
+    let scores = attention_scores(q, k, heads, 1.0 / (d as f64).sqrt())?;
+    let probs = dropout.forward_t(&masked_softmax(&scores, bias)?, train)?;
+    attention_context(&probs, v)
 }
 
 /// Cross-entropy of logits (batch, classes) against integer labels (batch), averaged, as

@@ -1,0 +1,777 @@
+//! Matrix multiplies of the encoder layers as CPU ops with their own backward pass.
+//!
+//! Composed from candle ops, a linear layer is reshape + transpose + matmul + broadcast add, and
+//! attention splits heads with transposed copies and runs one small parallel gemm per head. In
+//! training each of those nodes costs a pass over memory forward and another two backward
+//! (candle accumulates every gradient into a fresh zero tensor), and the bias gradient is a
+//! single-threaded strided reduction. A profile of one training step put ~25% of it there. Here:
+//! - [`linear`]: the bias is written into the output before the gemm adds x W^T to it; backward
+//!   is two gemms and a parallel column sum.
+//! - [`attention_scores`] / [`attention_context`]: per-head gemms read q, k, v straight from the
+//!   (batch, seq, heads * head_dim) projections through strides and write the context back in
+//!   that layout, so no head is ever copied; heads run in parallel, one gemm each.
+//!
+//! Every op falls back to composed candle ops off the CPU or for dtypes other than f32/f64.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+fn fused(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+fn threads() -> Parallelism {
+    match candle_core::utils::get_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// The contiguous data of a tensor, checked.
+fn data<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("fused matmul: input must be contiguous".into()))?;
+    Ok(&s[a..b])
+}
+
+/// A raw pointer that may cross threads: each thread writes a disjoint block of the output.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Through a method, so closures capture the whole (Send) wrapper, not the raw field.
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// A matrix inside a buffer: `rs`/`cs` are its row and column strides.
+#[derive(Clone, Copy, Debug)]
+struct Mat {
+    rs: usize,
+    cs: usize,
+}
+
+impl Mat {
+    const fn t(self) -> Self {
+        Self {
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
+/// dst (m x n) = alpha * a (m x k) . b (k x n), optionally added to what dst holds.
+///
+/// # Safety
+/// The pointers must cover the matrices their strides describe, and dst must not overlap a or b.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into<T: 'static + candle_core::WithDType>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    d: Mat,
+    accumulate: bool,
+    a: *const T,
+    am: Mat,
+    b: *const T,
+    bm: Mat,
+    alpha: f64,
+    par: Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        d.cs as isize,
+        d.rs as isize,
+        accumulate,
+        a,
+        am.cs as isize,
+        am.rs as isize,
+        b,
+        bm.cs as isize,
+        bm.rs as isize,
+        T::from_f64(1.0),
+        T::from_f64(alpha),
+        false,
+        false,
+        false,
+        par,
+    )
+}
+
+// ---------------------------------------------------------------- linear
+
+/// y = x W^T + b for x (rows, in), W (out, in), b (out).
+struct LinearOp;
+
+fn linear_fwd<T: 'static + candle_core::WithDType>(
+    x: &[T],
+    lx: &Layout,
+    w: &[T],
+    lw: &Layout,
+    b: &[T],
+    lb: &Layout,
+) -> Result<(CpuStorage, Shape)> {
+    let (x, w, b) = (data(x, lx)?, data(w, lw)?, data(b, lb)?);
+    let (rows, inp) = lx.shape().dims2()?;
+    let out = b.len();
+    let mut y: Vec<T> = Vec::with_capacity(rows * out);
+    for _ in 0..rows {
+        y.extend_from_slice(b);
+    }
+    // SAFETY: y is rows x out, x rows x in, W out x in (read transposed through strides).
+    unsafe {
+        gemm_into(
+            (rows, out, inp),
+            y.as_mut_ptr(),
+            Mat { rs: out, cs: 1 },
+            true,
+            x.as_ptr(),
+            Mat { rs: inp, cs: 1 },
+            w.as_ptr(),
+            Mat { rs: inp, cs: 1 }.t(),
+            1.0,
+            threads(),
+        )
+    };
+    debug_assert_eq!(lw.shape().dims2()?, (out, inp));
+    Ok((T::to_cpu_storage_owned(y), Shape::from((rows, out))))
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "lmkit-linear"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                linear_fwd(x, l1, w, l2, b, l3)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                linear_fwd(x, l1, w, l2, b, l3)
+            }
+            _ => candle_core::bail!("lmkit-linear: x, weight and bias must all be f32 or f64"),
+        }
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // Detached: gradients must not carry a graph (a weight's would keep the step's whole
+        // forward alive through the optimizer's moments).
+        let (g, x, w) = (g.detach().contiguous()?, x.detach(), w.detach());
+        let dx = g.matmul(&w)?;
+        let dw = g.t()?.matmul(&x)?;
+        let db = column_sum(&g)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// Sums of the columns of a contiguous (rows, cols) matrix, split over threads by rows.
+pub fn column_sum(g: &Tensor) -> Result<Tensor> {
+    fn sum<T: candle_core::WithDType + std::ops::AddAssign>(g: &[T], cols: usize) -> Vec<T> {
+        let rows = g.len() / cols.max(1);
+        let per = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        g.par_chunks(per * cols)
+            .map(|block| {
+                let mut acc = vec![T::zero(); cols];
+                for r in block.chunks(cols) {
+                    for (a, &v) in acc.iter_mut().zip(r) {
+                        *a += v;
+                    }
+                }
+                acc
+            })
+            .reduce(
+                || vec![T::zero(); cols],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            )
+    }
+    let (_, cols) = g.dims2()?;
+    let g = g.contiguous()?;
+    let (s, l) = g.storage_and_layout();
+    let out = match &*s {
+        candle_core::Storage::Cpu(CpuStorage::F32(v)) => {
+            Tensor::new(sum(data(v, l)?, cols), g.device())?
+        }
+        candle_core::Storage::Cpu(CpuStorage::F64(v)) => {
+            Tensor::new(sum(data(v, l)?, cols), g.device())?
+        }
+        _ => {
+            drop(s);
+            return g.sum(0);
+        }
+    };
+    Ok(out)
+}
+
+/// `x W^T + b` over the last dimension of x, differentiable in all three; W is (out, in) as
+/// PyTorch stores it.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let inp = *dims.last().unwrap_or(&1);
+    let rows = x.elem_count() / inp.max(1);
+    let out = w.dim(0)?;
+    let x2 = x.reshape((rows, inp))?;
+    let y = match b {
+        Some(b) if fused(x) && x.dtype() == w.dtype() && b.dtype() == w.dtype() => x2
+            .contiguous()?
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearOp)?,
+        Some(b) => x2.matmul(&w.t()?)?.broadcast_add(b)?,
+        None => x2.matmul(&w.t()?)?,
+    };
+    let mut shape = dims;
+    *shape.last_mut().expect("x has at least one dimension") = out;
+    y.reshape(shape)
+}
+
+// ---------------------------------------------------------------- attention
+
+/// Shapes of one attention call: `batch` x `heads`, `sq` queries, `sk` keys, `d` per head.
+#[derive(Clone, Copy, Debug)]
+struct Heads {
+    batch: usize,
+    heads: usize,
+    sq: usize,
+    sk: usize,
+    d: usize,
+}
+
+impl Heads {
+    /// Head h of batch item i in a (batch, seq, heads * d) projection: a seq x d matrix.
+    fn proj(&self, seq: usize, i: usize, h: usize) -> (usize, Mat) {
+        let hd = self.heads * self.d;
+        (i * seq * hd + h * self.d, Mat { rs: hd, cs: 1 })
+    }
+    /// Head h of batch item i in (batch, heads, sq, sk) scores.
+    fn scores(&self, i: usize, h: usize) -> (usize, Mat) {
+        (
+            (i * self.heads + h) * self.sq * self.sk,
+            Mat { rs: self.sk, cs: 1 },
+        )
+    }
+}
+
+/// One gemm per (batch item, head), in parallel (each gemm single-threaded: the heads are
+/// small, and one at a time they would spend more on thread hand-offs than on arithmetic).
+/// `place(i, h)` gives the offset and strides of the output and both operands.
+#[allow(clippy::type_complexity)]
+fn per_head<T: 'static + candle_core::WithDType>(
+    out_len: usize,
+    hs: Heads,
+    mnk: (usize, usize, usize),
+    a: &[T],
+    b: &[T],
+    alpha: f64,
+    place: impl Fn(usize, usize) -> ((usize, Mat), (usize, Mat), (usize, Mat)) + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); out_len];
+    let dst = SendPtr(out.as_mut_ptr());
+    (0..hs.batch * hs.heads).into_par_iter().for_each(|ih| {
+        let (i, h) = (ih / hs.heads, ih % hs.heads);
+        let ((od, dm), (oa, am), (ob, bm)) = place(i, h);
+        // SAFETY: `place` maps each (i, h) to its own block of `out`, inside its bounds, and to
+        // blocks inside `a` and `b`; the blocks of different (i, h) do not overlap.
+        unsafe {
+            gemm_into(
+                mnk,
+                dst.get().add(od),
+                dm,
+                false,
+                a.as_ptr().add(oa),
+                am,
+                b.as_ptr().add(ob),
+                bm,
+                alpha,
+                Parallelism::None,
+            )
+        }
+    });
+    out
+}
+
+/// scores (batch, heads, sq, sk) = scale * q_h k_h^T from q (batch, sq, heads * d) and
+/// k (batch, sk, heads * d).
+struct ScoresOp {
+    heads: usize,
+    scale: f64,
+}
+
+impl ScoresOp {
+    fn shapes(&self, lq: &Layout, lk: &Layout) -> Result<Heads> {
+        let (batch, sq, hd) = lq.shape().dims3()?;
+        let (bk, sk, hdk) = lk.shape().dims3()?;
+        if bk != batch || hdk != hd || !hd.is_multiple_of(self.heads) {
+            candle_core::bail!(
+                "attention scores: q {:?} and k {:?} do not match",
+                lq.dims(),
+                lk.dims()
+            )
+        }
+        Ok(Heads {
+            batch,
+            heads: self.heads,
+            sq,
+            sk,
+            d: hd / self.heads,
+        })
+    }
+}
+
+fn scores_fwd<T: 'static + candle_core::WithDType>(
+    op: &ScoresOp,
+    q: &[T],
+    lq: &Layout,
+    k: &[T],
+    lk: &Layout,
+) -> Result<(CpuStorage, Shape)> {
+    let hs = op.shapes(lq, lk)?;
+    let (q, k) = (data(q, lq)?, data(k, lk)?);
+    let out = per_head(
+        hs.batch * hs.heads * hs.sq * hs.sk,
+        hs,
+        (hs.sq, hs.sk, hs.d),
+        q,
+        k,
+        op.scale,
+        |i, h| {
+            let (ok, km) = hs.proj(hs.sk, i, h);
+            (hs.scores(i, h), hs.proj(hs.sq, i, h), (ok, km.t()))
+        },
+    );
+    let shape = Shape::from((hs.batch, hs.heads, hs.sq, hs.sk));
+    Ok((T::to_cpu_storage_owned(out), shape))
+}
+
+/// dq = scale * g_h k_h and dk = scale * g_h^T q_h, in the projections' layout.
+struct ScoresBwd {
+    fwd: ScoresOp,
+    wrt_q: bool,
+}
+
+fn scores_bwd<T: 'static + candle_core::WithDType>(
+    op: &ScoresBwd,
+    g: &[T],
+    lg: &Layout,
+    other: &[T],
+    lo: &Layout,
+    hs: Heads,
+) -> Result<(CpuStorage, Shape)> {
+    let (g, other) = (data(g, lg)?, data(other, lo)?);
+    let (rows, other_rows) = if op.wrt_q {
+        (hs.sq, hs.sk)
+    } else {
+        (hs.sk, hs.sq)
+    };
+    let out = per_head(
+        hs.batch * rows * hs.heads * hs.d,
+        hs,
+        (rows, hs.d, other_rows),
+        g,
+        other,
+        op.fwd.scale,
+        |i, h| {
+            let (og, gm) = hs.scores(i, h);
+            let gm = if op.wrt_q { gm } else { gm.t() };
+            (hs.proj(rows, i, h), (og, gm), hs.proj(other_rows, i, h))
+        },
+    );
+    let shape = Shape::from((hs.batch, rows, hs.heads * hs.d));
+    Ok((T::to_cpu_storage_owned(out), shape))
+}
+
+impl CustomOp2 for ScoresBwd {
+    fn name(&self) -> &'static str {
+        "lmkit-attention-scores-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        // s1: the gradient of the scores; s2: k (for dq) or q (for dk).
+        let (batch, heads, sq, sk) = l1.shape().dims4()?;
+        let (_, _, hd) = l2.shape().dims3()?;
+        let hs = Heads {
+            batch,
+            heads,
+            sq,
+            sk,
+            d: hd / heads,
+        };
+        match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(o)) => scores_bwd(self, g, l1, o, l2, hs),
+            (CpuStorage::F64(g), CpuStorage::F64(o)) => scores_bwd(self, g, l1, o, l2, hs),
+            _ => candle_core::bail!("lmkit-attention-scores-bwd: f32 or f64 only"),
+        }
+    }
+}
+
+impl CustomOp2 for ScoresOp {
+    fn name(&self) -> &'static str {
+        "lmkit-attention-scores"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match (s1, s2) {
+            (CpuStorage::F32(q), CpuStorage::F32(k)) => scores_fwd(self, q, l1, k, l2),
+            (CpuStorage::F64(q), CpuStorage::F64(k)) => scores_fwd(self, q, l1, k, l2),
+            _ => candle_core::bail!("lmkit-attention-scores: q and k must both be f32 or f64"),
+        }
+    }
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        let bwd = |wrt_q: bool, other: &Tensor| {
+            let op = ScoresBwd {
+                fwd: ScoresOp {
+                    heads: self.heads,
+                    scale: self.scale,
+                },
+                wrt_q,
+            };
+            g.apply_op2_no_bwd(other, &op)
+        };
+        Ok((Some(bwd(true, k)?), Some(bwd(false, q)?)))
+    }
+}
+
+/// Attention scores `scale * q k^T` per head, (batch, heads, sq, sk), from projections q
+/// (batch, sq, heads * d) and k (batch, sk, heads * d); differentiable in q and k.
+pub fn attention_scores(q: &Tensor, k: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    if fused(q) && q.dtype() == k.dtype() {
+        return q
+            .contiguous()?
+            .apply_op2(&k.contiguous()?, ScoresOp { heads, scale });
+    }
+    let split = |t: &Tensor| -> Result<Tensor> {
+        let (b, s, hd) = t.dims3()?;
+        t.reshape((b, s, heads, hd / heads))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    split(q)?.matmul(&split(k)?.t()?)? * scale
+}
+
+/// context (batch, sq, heads * d) = p_h v_h, from probabilities (batch, heads, sq, sk) and
+/// v (batch, sk, heads * d).
+struct ContextOp;
+
+fn context_shapes(lp: &Layout, lv: &Layout) -> Result<Heads> {
+    let (batch, heads, sq, sk) = lp.shape().dims4()?;
+    let (bv, skv, hd) = lv.shape().dims3()?;
+    if bv != batch || skv != sk || !hd.is_multiple_of(heads) {
+        candle_core::bail!(
+            "attention context: p {:?} and v {:?} do not match",
+            lp.dims(),
+            lv.dims()
+        )
+    }
+    Ok(Heads {
+        batch,
+        heads,
+        sq,
+        sk,
+        d: hd / heads,
+    })
+}
+
+fn context_fwd<T: 'static + candle_core::WithDType>(
+    p: &[T],
+    lp: &Layout,
+    v: &[T],
+    lv: &Layout,
+) -> Result<(CpuStorage, Shape)> {
+    let hs = context_shapes(lp, lv)?;
+    let (p, v) = (data(p, lp)?, data(v, lv)?);
+    let out = per_head(
+        hs.batch * hs.sq * hs.heads * hs.d,
+        hs,
+        (hs.sq, hs.d, hs.sk),
+        p,
+        v,
+        1.0,
+        |i, h| (hs.proj(hs.sq, i, h), hs.scores(i, h), hs.proj(hs.sk, i, h)),
+    );
+    let shape = Shape::from((hs.batch, hs.sq, hs.heads * hs.d));
+    Ok((T::to_cpu_storage_owned(out), shape))
+}
+
+/// dp = g_h v_h^T (scores layout) or dv = p_h^T g_h (projection layout).
+struct ContextBwd {
+    heads: usize,
+    wrt_p: bool,
+}
+
+fn context_bwd<T: 'static + candle_core::WithDType>(
+    op: &ContextBwd,
+    g: &[T],
+    lg: &Layout,
+    other: &[T],
+    lo: &Layout,
+    hs: Heads,
+) -> Result<(CpuStorage, Shape)> {
+    let (g, other) = (data(g, lg)?, data(other, lo)?);
+    if op.wrt_p {
+        // dp (sq x sk) = g (sq x d) . v^T (d x sk)
+        let out = per_head(
+            hs.batch * hs.heads * hs.sq * hs.sk,
+            hs,
+            (hs.sq, hs.sk, hs.d),
+            g,
+            other,
+            1.0,
+            |i, h| {
+                let (ov, vm) = hs.proj(hs.sk, i, h);
+                (hs.scores(i, h), hs.proj(hs.sq, i, h), (ov, vm.t()))
+            },
+        );
+        let shape = Shape::from((hs.batch, hs.heads, hs.sq, hs.sk));
+        Ok((T::to_cpu_storage_owned(out), shape))
+    } else {
+        // dv (sk x d) = p^T (sk x sq) . g (sq x d)
+        let out = per_head(
+            hs.batch * hs.sk * hs.heads * hs.d,
+            hs,
+            (hs.sk, hs.d, hs.sq),
+            other,
+            g,
+            1.0,
+            |i, h| {
+                let (op_, pm) = hs.scores(i, h);
+                (hs.proj(hs.sk, i, h), (op_, pm.t()), hs.proj(hs.sq, i, h))
+            },
+        );
+        let shape = Shape::from((hs.batch, hs.sk, hs.heads * hs.d));
+        Ok((T::to_cpu_storage_owned(out), shape))
+    }
+}
+
+impl CustomOp2 for ContextBwd {
+    fn name(&self) -> &'static str {
+        "lmkit-attention-context-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        // s1: the gradient of the context (batch, sq, heads * d); s2: v (for dp) or p (for dv).
+        let (batch, sq, hd) = l1.shape().dims3()?;
+        let sk = if self.wrt_p {
+            l2.shape().dims3()?.1
+        } else {
+            l2.shape().dims4()?.3
+        };
+        let hs = Heads {
+            batch,
+            heads: self.heads,
+            sq,
+            sk,
+            d: hd / self.heads,
+        };
+        match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(o)) => context_bwd(self, g, l1, o, l2, hs),
+            (CpuStorage::F64(g), CpuStorage::F64(o)) => context_bwd(self, g, l1, o, l2, hs),
+            _ => candle_core::bail!("lmkit-attention-context-bwd: f32 or f64 only"),
+        }
+    }
+}
+
+impl CustomOp2 for ContextOp {
+    fn name(&self) -> &'static str {
+        "lmkit-attention-context"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match (s1, s2) {
+            (CpuStorage::F32(p), CpuStorage::F32(v)) => context_fwd(p, l1, v, l2),
+            (CpuStorage::F64(p), CpuStorage::F64(v)) => context_fwd(p, l1, v, l2),
+            _ => candle_core::bail!("lmkit-attention-context: p and v must both be f32 or f64"),
+        }
+    }
+    fn bwd(
+        &self,
+        p: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        let heads = p.dim(1)?;
+        let dp = g.apply_op2_no_bwd(v, &ContextBwd { heads, wrt_p: true })?;
+        let dv = g.apply_op2_no_bwd(
+            p,
+            &ContextBwd {
+                heads,
+                wrt_p: false,
+            },
+        )?;
+        Ok((Some(dp), Some(dv)))
+    }
+}
+
+/// The attention context `p v` per head, (batch, sq, heads * d), from probabilities
+/// (batch, heads, sq, sk) and v (batch, sk, heads * d); differentiable in p and v.
+pub fn attention_context(p: &Tensor, v: &Tensor) -> Result<Tensor> {
+    if fused(p) && p.dtype() == v.dtype() {
+        return p.contiguous()?.apply_op2(&v.contiguous()?, ContextOp);
+    }
+    let (b, heads, sq, _) = p.dims4()?;
+    let (_, sk, hd) = v.dims3()?;
+    let v = v
+        .reshape((b, sk, heads, hd / heads))?
+        .transpose(1, 2)?
+        .contiguous()?;
+    p.matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, sq, hd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    fn var(shape: &[usize], seed: f64) -> Var {
+        // Deterministic, varied values without an RNG dependency.
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n)
+            .map(|i| ((i as f64 + seed) * 0.7369).sin() * 1.5)
+            .collect();
+        Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    // f64 throughout: the fused and composed paths differ only by summation order, so 1e-12
+    // covers sums of a few dozen terms of size ~1 (each rounding ~1e-16).
+    #[test]
+    fn fused_linear_matches_composed_ops_forward_and_backward() -> Result<()> {
+        let (x, w, b) = (var(&[2, 3, 5], 0.0), var(&[4, 5], 1.0), var(&[4], 2.0));
+        let up = var(&[2, 3, 4], 3.0);
+        let fused = linear(&x, &w, Some(&b))?;
+        let composed = x.broadcast_matmul(&w.t()?)?.broadcast_add(&b)?;
+        assert_eq!(fused.dims(), &[2, 3, 4]);
+        assert!(max_abs_diff(&fused, &composed) < 1e-12);
+        let gf = (fused * up.as_tensor())?.sum_all()?.backward()?;
+        let gc = (composed * up.as_tensor())?.sum_all()?.backward()?;
+        for v in [&x, &w, &b] {
+            let (a, c) = (
+                gf.get(v).expect("fused grad"),
+                gc.get(v).expect("composed grad"),
+            );
+            assert_eq!(a.dims(), c.dims());
+            assert!(max_abs_diff(a, c) < 1e-12, "grad mismatch");
+            assert!(!a.track_op(), "gradients carry no graph");
+        }
+        Ok(())
+    }
+
+    fn split(t: &Tensor, heads: usize) -> Tensor {
+        let (b, s, hd) = t.dims3().unwrap();
+        t.reshape((b, s, heads, hd / heads))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_attention_matches_composed_ops_forward_and_backward() -> Result<()> {
+        // Different query and key lengths, so a transposed view would show.
+        let heads = 3;
+        let (q, k, v) = (
+            var(&[2, 4, 6], 0.0),
+            var(&[2, 5, 6], 1.0),
+            var(&[2, 5, 6], 2.0),
+        );
+        let up = var(&[2, 4, 6], 3.0);
+        let scale = 0.7;
+        let scores = attention_scores(&q, &k, heads, scale)?;
+        let ref_scores = (split(&q, heads).matmul(&split(&k, heads).t()?)? * scale)?;
+        assert!(max_abs_diff(&scores, &ref_scores) < 1e-12);
+        let ctx = attention_context(&crate::nn::softmax_last_dim(&scores)?, &v)?;
+        let ref_ctx = crate::nn::softmax_last_dim(&ref_scores)?
+            .matmul(&split(&v, heads))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((2, 4, 6))?;
+        assert!(max_abs_diff(&ctx, &ref_ctx) < 1e-12);
+        let gf = (ctx * up.as_tensor())?.sum_all()?.backward()?;
+        let gc = (ref_ctx * up.as_tensor())?.sum_all()?.backward()?;
+        for t in [&q, &k, &v] {
+            let (a, c) = (
+                gf.get(t).expect("fused grad"),
+                gc.get(t).expect("composed grad"),
+            );
+            assert_eq!(a.dims(), t.dims());
+            assert!(max_abs_diff(a, c) < 1e-12, "grad mismatch");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn column_sum_adds_rows() -> Result<()> {
+        let g = var(&[37, 3], 0.5);
+        let want = g.sum(0)?;
+        assert!(max_abs_diff(&column_sum(&g)?, &want) < 1e-12);
+        let _ = D::Minus1;
+        Ok(())
+    }
+}

@@ -3,8 +3,11 @@
 # in one run on this machine, printing samples/s and the ratio. Creates the Python reference
 # venv on first use (scripts/ref-venv.sh). Not part of CI.
 #
-#   bench/compare.sh infer [ROUNDS]      # all-MiniLM-L6-v2 embeddings, batch 64 x 48 tokens
-#   bench/compare.sh train [ROUNDS]      # one training step, 6-way head, dropout $DROPOUT (0.1)
+#   bench/compare.sh infer [ROUNDS]      # encoder + mean pooling, batch 64 x 48 tokens, random
+#                                        # weights of $SHAPE (minilm: all-MiniLM-L6-v2; distilbert)
+#   bench/compare.sh train [ROUNDS]      # one training step, 6-way head, dropout 0.1 and 0
+#                                        # ($DROPOUTS), same shapes
+#   bench/compare.sh gemm [ROUNDS]       # fp32 matmul $N x $N x $N: the machine's matmul rate
 #   bench/compare.sh tokenize [ROUNDS]   # emotion train split, batched map (datasets + fast tokenizer)
 #   bench/compare.sh pipeline [ROUNDS]   # sentiment pipeline on 1000 emotion test sentences,
 #                                        # $CLASSIFIER (default lmkit/sentiment-sst2), batch 32
@@ -22,12 +25,16 @@ cargo build --release -q -p lmkit-cli
 bin=target/release/lmkit
 if [ "$task" = pipeline ]; then model="${CLASSIFIER:-lmkit/sentiment-sst2}"; fi
 if [ "$task" = generate ]; then model="${LLM:-HuggingFaceTB/SmolLM2-135M-Instruct}"; fi
+shape="${SHAPE:-minilm}"
+if [ -n "${MODEL:-}" ]; then src=(--model "$MODEL"); else src=(--shape "$shape"); fi
 if [ "$task" = seq2seq ]; then
   dir="${LMKIT_HOME:-$HOME/.cache/lmkit}/bench/t5-small-random"
   "$py" bench/seq2seq_bench.py --model-dir "$dir" --create
-else
+elif [ "$task" = pipeline ] || [ "$task" = generate ] || [ "$task" = tokenize ] || [ -n "${MODEL:-}" ]; then
   dir=$($bin fetch "$model" | sed 's/.* -> //')
 fi
+# The Python side of --shape / --model for infer and train.
+if [ -n "${MODEL:-}" ]; then pysrc=(--model-dir "${dir:-}"); else pysrc=(--shape "$shape"); fi
 out="bench/results/$(date +%Y-%m-%d)-$task.jsonl"
 mkdir -p bench/results
 : > "$out"
@@ -46,11 +53,16 @@ for r in $(seq 1 "$rounds"); do
     $bin bench tokenize --model "$model" --iters 3 --json | tee -a "$out"
     "$py" bench/datasets_tokenize.py --tokenizer-dir "$dir" --iters 3 | tee -a "$out"
   elif [ "$task" = train ]; then
-    $bin bench train --model "$model" --batch "$batch" --seq "$seq" --dropout "${DROPOUT:-0.1}" --iters "${ITERS:-5}" --json | tee -a "$out"
-    "$py" bench/torch_bench.py train --model-dir "$dir" --batch "$batch" --seq "$seq" --dropout "${DROPOUT:-0.1}" --iters "${ITERS:-5}" | tee -a "$out"
+    for p in ${DROPOUTS:-0.1 0}; do
+      $bin bench train "${src[@]}" --batch "$batch" --seq "$seq" --dropout "$p" --iters "${ITERS:-5}" --json | tee -a "$out"
+      "$py" bench/torch_bench.py train "${pysrc[@]}" --batch "$batch" --seq "$seq" --dropout "$p" --iters "${ITERS:-5}" | tee -a "$out"
+    done
+  elif [ "$task" = gemm ]; then
+    $bin bench gemm --n "${N:-2048}" --iters 5 --json | tee -a "$out"
+    "$py" bench/torch_bench.py gemm --n "${N:-2048}" --iters 5 | tee -a "$out"
   else
-    $bin bench "$task" --model "$model" --batch "$batch" --seq "$seq" --iters "$iters" --json | tee -a "$out"
-    "$py" bench/torch_bench.py "$task" --model-dir "$dir" --batch "$batch" --seq "$seq" --iters "$iters" | tee -a "$out"
+    $bin bench infer "${src[@]}" --batch "$batch" --seq "$seq" --iters "$iters" --json | tee -a "$out"
+    "$py" bench/torch_bench.py infer "${pysrc[@]}" --batch "$batch" --seq "$seq" --iters "$iters" | tee -a "$out"
   fi
 done
 "$py" - "$out" <<'PY'
@@ -58,14 +70,23 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 task = rows[0]["task"]
 keys = {"tokenize": ["rows_per_s"], "generate": ["prompt_tok_per_s", "tok_per_s"],
-        "seq2seq": ["tok_per_s"]}.get(task, ["samples_per_s"])
-ours = [r for r in rows if r["impl"] == "lmkit"]
-ref = [r for r in rows if r["impl"] != "lmkit"]
-for key in keys:
-    l = statistics.median(r[key] for r in ours)
-    t = statistics.median(r[key] for r in ref)
-    print(f"\n{task}: {len(ours)} rounds each, interleaved ({key})")
-    print(f"  lmkit            {l:9.1f}   peak RSS {max(r.get('peak_rss_mib', 0) for r in ours):7.0f} MiB")
-    print(f"  {ref[0]['impl']:<16} {t:9.1f}   peak RSS {max(r.get('peak_rss_mib', 0) for r in ref):7.0f} MiB")
-    print(f"  ratio lmkit/{ref[0]['impl']}: {l / t:.2f}x")
+        "seq2seq": ["tok_per_s"], "gemm": ["gflop_per_s"]}.get(task, ["samples_per_s"])
+# Training rows are compared per dropout setting.
+groups = sorted({r.get("dropout") for r in rows}, key=lambda d: -1 if d is None else -d)
+for group in groups:
+    sel = [r for r in rows if r.get("dropout") == group]
+    ours = [r for r in sel if r["impl"] == "lmkit"]
+    ref = [r for r in sel if r["impl"] != "lmkit"]
+    label = task if group is None else f"{task}, dropout {group}"
+    for key in keys:
+        l = statistics.median(r[key] for r in ours)
+        t = statistics.median(r[key] for r in ref)
+        print(f"\n{label}: {len(ours)} rounds each, interleaved ({key})")
+        for name, rs, v in [("lmkit", ours, l), (ref[0]["impl"], ref, t)]:
+            extra = ""
+            if "gflop_per_s" in rs[0] and key != "gflop_per_s":
+                extra = f"   {statistics.median(r['gflop_per_s'] for r in rs):6.1f} GFLOP/s"
+            rss = max(r.get("peak_rss_mib", 0) for r in rs)
+            print(f"  {name:<16} {v:9.1f}   peak RSS {rss:7.0f} MiB{extra}")
+        print(f"  ratio lmkit/{ref[0]['impl']}: {l / t:.2f}x")
 PY

@@ -133,12 +133,14 @@ def train(args):
 
 def gemm(args):
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(args.n, args.n, generator=g)
-    b = torch.randn(args.n, args.n, generator=g)
+    m, n, k = map(int, args.mnk.split(",")) if args.mnk else (args.n, args.n, args.n)
+    a = torch.randn(m, k, generator=g)
+    b = torch.randn(k, n, generator=g)
     times = timed(lambda: torch.matmul(a, b), 1, args.iters)
     med = statistics.median(times)
-    return {"impl": "pytorch", "task": "gemm", "n": args.n, "threads": torch.get_num_threads(),
-            "median_s": med, "gflop_per_s": 2 * args.n ** 3 / 1e9 / med, "times_s": times,
+    return {"impl": "pytorch", "task": "gemm", "m": m, "n": n, "k": k,
+            "threads": torch.get_num_threads(),
+            "median_s": med, "gflop_per_s": 2 * m * n * k / 1e9 / med, "times_s": times,
             "peak_rss_mib": peak_rss_mib(), "torch": torch.__version__}
 
 
@@ -148,6 +150,7 @@ if __name__ == "__main__":
     p.add_argument("--model-dir", help="a checkpoint folder (or --shape)")
     p.add_argument("--shape", choices=sorted(SHAPES), help="random weights of this shape")
     p.add_argument("--n", type=int, default=2048, help="gemm only: n x n x n")
+    p.add_argument("--mnk", help="gemm only: M,N,K (M x K times K x N) instead of --n")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq", type=int, default=48)
     p.add_argument("--iters", type=int, default=10)

@@ -307,6 +307,9 @@ enum BenchTask {
     Gemm {
         #[arg(long, default_value_t = 2048)]
         n: usize,
+        /// A rectangular product instead: M,N,K (M x K times K x N).
+        #[arg(long, value_parser = parse_mnk)]
+        mnk: Option<(usize, usize, usize)>,
         #[arg(long, default_value_t = 5)]
         iters: usize,
         #[arg(long)]
@@ -546,13 +549,19 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
-            BenchTask::Gemm { n, iters, json } => {
-                let r = bench::gemm(n, iters)?;
+            BenchTask::Gemm {
+                n,
+                mnk,
+                iters,
+                json,
+            } => {
+                let (m, n, k) = mnk.unwrap_or((n, n, n));
+                let r = bench::gemm((m, n, k), iters)?;
                 if json {
                     println!("{r}");
                 } else {
                     println!(
-                        "gemm f32 {n}x{n}x{n}: {:.1} GFLOP/s (median {:.3} s)",
+                        "gemm f32 {m}x{k} . {k}x{n}: {:.1} GFLOP/s (median {:.3} s)",
                         r["gflop_per_s"].as_f64().unwrap_or(0.0),
                         r["median_s"].as_f64().unwrap_or(0.0)
                     );
@@ -654,6 +663,18 @@ fn run(cli: Cli) -> Result<()> {
         },
     }
     Ok(())
+}
+
+fn parse_mnk(s: &str) -> std::result::Result<(usize, usize, usize), String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("--mnk {s:?}: {e} (expected M,N,K)"))?;
+    match v[..] {
+        [m, n, k] if m > 0 && n > 0 && k > 0 => Ok((m, n, k)),
+        _ => Err(format!("--mnk {s:?}: expected three positive numbers M,N,K")),
+    }
 }
 
 /// The text column: the one asked for, else "text", "sentence", or the first string column.

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
-use candle_core::{backprop::GradStore, Tensor, Var};
+use candle_core::{
+    backprop::GradStore, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var,
+};
+use rayon::prelude::*;
 
 /// Gradients aligned with a parameter list (None: the parameter got no gradient).
 pub type Grads = Vec<Option<Tensor>>;
@@ -65,11 +68,14 @@ pub struct AdamW {
 
 impl AdamW {
     pub fn new(params: Vec<(String, Var)>, config: AdamWConfig) -> Result<Self> {
-        let m = params
-            .iter()
-            .map(|(_, p)| p.zeros_like())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+        // Separate zero tensors (not clones sharing storage): the update writes them in place.
+        let zeros = || {
+            params
+                .iter()
+                .map(|(_, p)| p.zeros_like())
+                .collect::<candle_core::Result<Vec<_>>>()
+        };
+        let (m, v) = (zeros()?, zeros()?);
         Ok(Self {
             config,
             params,
@@ -89,7 +95,19 @@ impl AdamW {
         let bc2 = 1.0 - c.beta2.powi(t);
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = grads[i].as_ref() else { continue };
-            let _ = p;
+            let update = AdamWUpdate {
+                beta1: c.beta1,
+                beta2: c.beta2,
+                bc1,
+                bc2,
+                eps: c.eps,
+                lr,
+                decay: 1.0 - lr * c.weight_decay,
+            };
+            if update.fuses(p, &self.m[i], &self.v[i], g) {
+                update.apply(p, &self.m[i], &self.v[i], g)?;
+                continue;
+            }
             let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + c.eps)?)?;
@@ -136,6 +154,115 @@ impl AdamW {
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("optimizer.json"))?)?;
         self.step = s["step"].as_u64().unwrap_or(0) as usize;
+        Ok(())
+    }
+}
+
+/// One AdamW update of a parameter and its moments, in place, in one pass over memory
+/// (written out as tensor ops it allocates ten temporaries the size of the parameter; the
+/// embedding matrix alone is 47 MB): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+/// p = p (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps), the same formula as the composed
+/// path below and `torch.optim.AdamW`.
+#[derive(Clone, Copy)]
+struct AdamWUpdate {
+    beta1: f64,
+    beta2: f64,
+    bc1: f64,
+    bc2: f64,
+    eps: f64,
+    lr: f64,
+    decay: f64,
+}
+
+impl AdamWUpdate {
+    fn fuses(&self, p: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor) -> bool {
+        [p, m, v, g]
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
+            && g.shape() == p.shape()
+    }
+
+    fn apply(&self, p: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor) -> Result<()> {
+        m.inplace_op2(g, &Moment { op: *self, second: false })?;
+        v.inplace_op2(g, &Moment { op: *self, second: true })?;
+        p.inplace_op3(m, v, self)?;
+        Ok(())
+    }
+}
+
+/// m = b1 m + (1 - b1) g, or v = b2 v + (1 - b2) g^2.
+struct Moment {
+    op: AdamWUpdate,
+    second: bool,
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("AdamW: contiguous f32 tensors expected"),
+    }
+}
+
+fn f32_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => candle_core::bail!("AdamW: contiguous f32 tensors expected"),
+    }
+}
+
+const CHUNK: usize = 1 << 14;
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "lmkit-adamw-moment"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (dst, g) = (f32_slice_mut(s1, l1)?, f32_slice(s2, l2)?);
+        let beta = if self.second { self.op.beta2 } else { self.op.beta1 };
+        let (b, a) = (beta as f32, (1.0 - beta) as f32);
+        let second = self.second;
+        dst.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(d, g)| {
+                for (d, &g) in d.iter_mut().zip(g) {
+                    *d = *d * b + if second { g * g * a } else { g * a };
+                }
+            });
+        Ok(())
+    }
+}
+
+impl InplaceOp3 for AdamWUpdate {
+    fn name(&self) -> &'static str {
+        "lmkit-adamw-step"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<()> {
+        let p = f32_slice_mut(s1, l1)?;
+        let (m, v) = (f32_slice(s2, l2)?, f32_slice(s3, l3)?);
+        let (bc1, bc2, eps) = (self.bc1 as f32, self.bc2 as f32, self.eps as f32);
+        let (lr, decay) = (self.lr as f32, self.decay as f32);
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(p, (m, v))| {
+                for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                    let update = (m / bc1) / ((v / bc2).sqrt() + eps);
+                    *p = *p * decay - update * lr;
+                }
+            });
         Ok(())
     }
 }

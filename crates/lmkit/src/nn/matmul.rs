@@ -119,8 +119,16 @@ fn linear_fwd<T: 'static + candle_core::WithDType>(
     lb: &Layout,
 ) -> Result<(CpuStorage, Shape)> {
     let (x, w, b) = (data(x, lx)?, data(w, lw)?, data(b, lb)?);
-    let (rows, inp) = lx.shape().dims2()?;
-    let out = b.len();
+    let (out, inp) = lw.shape().dims2()?;
+    if lx.dims().last() != Some(&inp) || b.len() != out {
+        candle_core::bail!(
+            "linear: input {:?}, weight {:?}, bias {:?} do not fit",
+            lx.dims(),
+            lw.dims(),
+            lb.dims()
+        )
+    }
+    let rows = x.len() / inp.max(1);
     let mut y: Vec<T> = Vec::with_capacity(rows * out);
     for _ in 0..rows {
         y.extend_from_slice(b);
@@ -140,8 +148,9 @@ fn linear_fwd<T: 'static + candle_core::WithDType>(
             threads(),
         )
     };
-    debug_assert_eq!(lw.shape().dims2()?, (out, inp));
-    Ok((T::to_cpu_storage_owned(y), Shape::from((rows, out))))
+    let mut shape = lx.dims().to_vec();
+    *shape.last_mut().expect("x has a last dimension") = out;
+    Ok((T::to_cpu_storage_owned(y), Shape::from(shape)))
 }
 
 impl CustomOp3 for LinearOp {
@@ -177,9 +186,11 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // Detached: gradients must not carry a graph (a weight's would keep the step's whole
         // forward alive through the optimizer's moments).
-        let (g, x, w) = (g.detach().contiguous()?, x.detach(), w.detach());
-        let dx = g.matmul(&w)?;
-        let dw = g.t()?.matmul(&x)?;
+        let (out, inp) = w.dims2()?;
+        let g = g.detach().contiguous()?.reshape(((), out))?;
+        let (x2, w) = (x.detach().reshape(((), inp))?, w.detach());
+        let dx = g.matmul(&w)?.reshape(x.shape())?;
+        let dw = g.t()?.matmul(&x2)?;
         let db = column_sum(&g)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
@@ -231,20 +242,25 @@ pub fn column_sum(g: &Tensor) -> Result<Tensor> {
 /// `x W^T + b` over the last dimension of x, differentiable in all three; W is (out, in) as
 /// PyTorch stores it.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(b) = b {
+        if fused(x) && x.dtype() == w.dtype() && b.dtype() == w.dtype() {
+            // Any rank: the op reads x as (rows, in), so no reshape nodes (each would cost
+            // a zero-filled gradient and an add in the backward pass).
+            return x
+                .contiguous()?
+                .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearOp);
+        }
+    }
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&1);
     let rows = x.elem_count() / inp.max(1);
-    let out = w.dim(0)?;
-    let x2 = x.reshape((rows, inp))?;
+    let y = x.reshape((rows, inp))?.matmul(&w.t()?)?;
     let y = match b {
-        Some(b) if fused(x) && x.dtype() == w.dtype() && b.dtype() == w.dtype() => x2
-            .contiguous()?
-            .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearOp)?,
-        Some(b) => x2.matmul(&w.t()?)?.broadcast_add(b)?,
-        None => x2.matmul(&w.t()?)?,
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
     };
     let mut shape = dims;
-    *shape.last_mut().expect("x has at least one dimension") = out;
+    *shape.last_mut().expect("x has at least one dimension") = w.dim(0)?;
     y.reshape(shape)
 }
 

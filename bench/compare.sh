@@ -8,6 +8,9 @@
 #   bench/compare.sh train [ROUNDS]      # one training step, 6-way head, dropout 0.1 and 0
 #                                        # ($DROPOUTS), same shapes
 #   bench/compare.sh gemm [ROUNDS]       # fp32 matmul $N x $N x $N: the machine's matmul rate
+#   bench/compare.sh epoch [ROUNDS]      # 1 epoch of fine-tuning on emotion end to end
+#                                        # (all-MiniLM-L6-v2, batch 64, dynamic padding), with
+#                                        # length-bucketed and random batches ($BUCKETING="1 0")
 #   bench/compare.sh tokenize [ROUNDS]   # emotion train split, batched map (datasets + fast tokenizer)
 #   bench/compare.sh pipeline [ROUNDS]   # sentiment pipeline on 1000 emotion test sentences,
 #                                        # $CLASSIFIER (default lmkit/sentiment-sst2), batch 32
@@ -30,7 +33,7 @@ if [ -n "${MODEL:-}" ]; then src=(--model "$MODEL"); else src=(--shape "$shape")
 if [ "$task" = seq2seq ]; then
   dir="${LMKIT_HOME:-$HOME/.cache/lmkit}/bench/t5-small-random"
   "$py" bench/seq2seq_bench.py --model-dir "$dir" --create
-elif [ "$task" = pipeline ] || [ "$task" = generate ] || [ "$task" = tokenize ] || [ -n "${MODEL:-}" ]; then
+elif [ "$task" = pipeline ] || [ "$task" = generate ] || [ "$task" = tokenize ] || [ "$task" = epoch ] || [ -n "${MODEL:-}" ]; then
   dir=$($bin fetch "$model" | sed 's/.* -> //')
 fi
 # The Python side of --shape / --model for infer and train.
@@ -57,6 +60,24 @@ for r in $(seq 1 "$rounds"); do
       $bin bench train "${src[@]}" --batch "$batch" --seq "$seq" --dropout "$p" --iters "${ITERS:-5}" --json | tee -a "$out"
       "$py" bench/torch_bench.py train "${pysrc[@]}" --batch "$batch" --seq "$seq" --dropout "$p" --iters "${ITERS:-5}" | tee -a "$out"
     done
+  elif [ "$task" = epoch ]; then
+    for b in ${BUCKETING:-1 0}; do
+      run=$(mktemp -d); flag=(); pyflag=()
+      if [ "$b" = 0 ]; then flag=(--no-bucketing); else pyflag=(--group-by-length); fi
+      /usr/bin/time -f "%M" -o "$run/rss" $bin finetune --model "$model" --epochs 1 --output "$run" "${flag[@]}" 2> "$run/log" > /dev/null
+      "$py" - "$run" "$b" <<'PY' | tee -a "$out"
+import json, sys
+run, b = sys.argv[1], sys.argv[2] == "1"
+m = json.load(open(f"{run}/metrics.json")); h = m["history"][0]
+print(json.dumps({"impl": "lmkit", "task": "epoch", "bucketing": b,
+                  "train_s": h["seconds"], "train_samples_per_s": h["train_samples_per_s"],
+                  "total_s": m["wall_seconds"], "val_accuracy": h["val_accuracy"],
+                  "test_accuracy": m["accuracy"],
+                  "peak_rss_mib": int(open(f"{run}/rss").read().split()[-1]) / 1024}))
+PY
+      rm -rf "$run"
+      "$py" bench/finetune_epoch.py --model-dir "$dir" --data ../shared/data/emotion "${pyflag[@]}" | tee -a "$out"
+    done
   elif [ "$task" = gemm ]; then
     $bin bench gemm --n "${N:-2048}" --iters 5 --json | tee -a "$out"
     "$py" bench/torch_bench.py gemm --n "${N:-2048}" --iters 5 | tee -a "$out"
@@ -70,14 +91,20 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 task = rows[0]["task"]
 keys = {"tokenize": ["rows_per_s"], "generate": ["prompt_tok_per_s", "tok_per_s"],
-        "seq2seq": ["tok_per_s"], "gemm": ["gflop_per_s"]}.get(task, ["samples_per_s"])
-# Training rows are compared per dropout setting.
-groups = sorted({r.get("dropout") for r in rows}, key=lambda d: -1 if d is None else -d)
+        "seq2seq": ["tok_per_s"], "gemm": ["gflop_per_s"],
+        "epoch": ["train_samples_per_s", "total_s"]}.get(task, ["samples_per_s"])
+# Training rows are compared per dropout setting, epochs per batching.
+group_key = "bucketing" if task == "epoch" else "dropout"
+groups = sorted({r.get(group_key) for r in rows}, key=lambda d: -1 if d is None else -d)
 for group in groups:
-    sel = [r for r in rows if r.get("dropout") == group]
+    sel = [r for r in rows if r.get(group_key) == group]
     ours = [r for r in sel if r["impl"] == "lmkit"]
     ref = [r for r in sel if r["impl"] != "lmkit"]
-    label = task if group is None else f"{task}, dropout {group}"
+    label = task if group is None else f"{task}, {group_key} {group}"
+    if task == "epoch":
+        for name, rs in [("lmkit", ours), (ref[0]["impl"], ref)]:
+            print(f"  {name}: val accuracy {[round(r['val_accuracy'], 4) for r in rs]}, "
+                  f"test accuracy {[round(r['test_accuracy'], 4) for r in rs]}")
     for key in keys:
         l = statistics.median(r[key] for r in ours)
         t = statistics.median(r[key] for r in ref)
@@ -88,5 +115,8 @@ for group in groups:
                 extra = f"   {statistics.median(r['gflop_per_s'] for r in rs):6.1f} GFLOP/s"
             rss = max(r.get("peak_rss_mib", 0) for r in rs)
             print(f"  {name:<16} {v:9.1f}   peak RSS {rss:7.0f} MiB{extra}")
-        print(f"  ratio lmkit/{ref[0]['impl']}: {l / t:.2f}x")
+        if key.endswith("_s") and not key.endswith("per_s"):
+            print(f"  speed-up ({ref[0]['impl']} time / lmkit time): {t / l:.2f}x")
+        else:
+            print(f"  ratio lmkit/{ref[0]['impl']}: {l / t:.2f}x")
 PY

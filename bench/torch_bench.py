@@ -135,7 +135,7 @@ def gemm(args):
     g = torch.Generator().manual_seed(0)
     m, n, k = map(int, args.mnk.split(",")) if args.mnk else (args.n, args.n, args.n)
     a = torch.randn(m, k, generator=g)
-    b = torch.randn(k, n, generator=g)
+    b = torch.randn(n, k, generator=g).t() if args.transpose_b else torch.randn(k, n, generator=g)
     times = timed(lambda: torch.matmul(a, b), 1, args.iters)
     med = statistics.median(times)
     return {"impl": "pytorch", "task": "gemm", "m": m, "n": n, "k": k,
@@ -151,6 +151,7 @@ if __name__ == "__main__":
     p.add_argument("--shape", choices=sorted(SHAPES), help="random weights of this shape")
     p.add_argument("--n", type=int, default=2048, help="gemm only: n x n x n")
     p.add_argument("--mnk", help="gemm only: M,N,K (M x K times K x N) instead of --n")
+    p.add_argument("--transpose-b", action="store_true", help="gemm only: B read transposed")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq", type=int, default=48)
     p.add_argument("--iters", type=int, default=10)

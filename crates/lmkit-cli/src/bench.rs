@@ -183,9 +183,18 @@ fn vocab_size(arch: &ArchConfig) -> usize {
 
 /// fp32 matrix multiply n x n by n x n: the machine's achievable matmul rate, for reading the
 /// model benchmarks' GFLOP/s against.
-pub fn gemm((m, n, k): (usize, usize, usize), iters: usize) -> Result<serde_json::Value> {
+pub fn gemm(
+    (m, n, k): (usize, usize, usize),
+    transpose_b: bool,
+    iters: usize,
+) -> Result<serde_json::Value> {
     let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
-    let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?;
+    let b = if transpose_b {
+        // As a linear layer reads its (out, in) weight.
+        Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu)?.t()?
+    } else {
+        Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?
+    };
     let times = time_median(1, iters, || {
         a.matmul(&b)?;
         Ok(())
@@ -193,7 +202,7 @@ pub fn gemm((m, n, k): (usize, usize, usize), iters: usize) -> Result<serde_json
     let median = times[times.len() / 2];
     let gflop = 2.0 * (m * n * k) as f64 / 1e9;
     Ok(serde_json::json!({
-        "impl": "lmkit", "task": "gemm", "m": m, "n": n, "k": k, "threads": rayon_threads(), "median_s": median,
+        "impl": "lmkit", "task": "gemm", "m": m, "n": n, "k": k, "transpose_b": transpose_b, "threads": rayon_threads(), "median_s": median,
         "gflop_per_s": gflop / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
     }))
 }

@@ -310,6 +310,9 @@ enum BenchTask {
         /// A rectangular product instead: M,N,K (M x K times K x N).
         #[arg(long, value_parser = parse_mnk)]
         mnk: Option<(usize, usize, usize)>,
+        /// Read the right operand transposed, as linear layers read their (out, in) weights.
+        #[arg(long)]
+        transpose_b: bool,
         #[arg(long, default_value_t = 5)]
         iters: usize,
         #[arg(long)]
@@ -552,11 +555,12 @@ fn run(cli: Cli) -> Result<()> {
             BenchTask::Gemm {
                 n,
                 mnk,
+                transpose_b,
                 iters,
                 json,
             } => {
                 let (m, n, k) = mnk.unwrap_or((n, n, n));
-                let r = bench::gemm((m, n, k), iters)?;
+                let r = bench::gemm((m, n, k), transpose_b, iters)?;
                 if json {
                     println!("{r}");
                 } else {
@@ -673,7 +677,9 @@ fn parse_mnk(s: &str) -> std::result::Result<(usize, usize, usize), String> {
         .map_err(|e| format!("--mnk {s:?}: {e} (expected M,N,K)"))?;
     match v[..] {
         [m, n, k] if m > 0 && n > 0 && k > 0 => Ok((m, n, k)),
-        _ => Err(format!("--mnk {s:?}: expected three positive numbers M,N,K")),
+        _ => Err(format!(
+            "--mnk {s:?}: expected three positive numbers M,N,K"
+        )),
     }
 }
 

@@ -183,8 +183,20 @@ impl AdamWUpdate {
     }
 
     fn apply(&self, p: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor) -> Result<()> {
-        m.inplace_op2(g, &Moment { op: *self, second: false })?;
-        v.inplace_op2(g, &Moment { op: *self, second: true })?;
+        m.inplace_op2(
+            g,
+            &Moment {
+                op: *self,
+                second: false,
+            },
+        )?;
+        v.inplace_op2(
+            g,
+            &Moment {
+                op: *self,
+                second: true,
+            },
+        )?;
         p.inplace_op3(m, v, self)?;
         Ok(())
     }
@@ -224,7 +236,11 @@ impl InplaceOp2 for Moment {
         l2: &Layout,
     ) -> candle_core::Result<()> {
         let (dst, g) = (f32_slice_mut(s1, l1)?, f32_slice(s2, l2)?);
-        let beta = if self.second { self.op.beta2 } else { self.op.beta1 };
+        let beta = if self.second {
+            self.op.beta2
+        } else {
+            self.op.beta1
+        };
         let (b, a) = (beta as f32, (1.0 - beta) as f32);
         let second = self.second;
         dst.par_chunks_mut(CHUNK)

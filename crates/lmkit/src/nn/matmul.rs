@@ -13,27 +13,17 @@
 //!
 //! Every op falls back to composed candle ops off the CPU or for dtypes other than f32/f64.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::{contiguous_data as data, fused_cpu as fused};
 use gemm::Parallelism;
 use rayon::prelude::*;
-
-fn fused(t: &Tensor) -> bool {
-    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
-}
 
 fn threads() -> Parallelism {
     match candle_core::utils::get_num_threads() {
         0 | 1 => Parallelism::None,
         n => Parallelism::Rayon(n),
     }
-}
-
-/// The contiguous data of a tensor, checked.
-fn data<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    let (a, b) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("fused matmul: input must be contiguous".into()))?;
-    Ok(&s[a..b])
 }
 
 /// A raw pointer that may cross threads: each thread writes a disjoint block of the output.
@@ -166,15 +156,7 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                linear_fwd(x, l1, w, l2, b, l3)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                linear_fwd(x, l1, w, l2, b, l3)
-            }
-            _ => candle_core::bail!("lmkit-linear: x, weight and bias must all be f32 or f64"),
-        }
+        dispatch3!(s1, l1, s2, l2, s3, l3, linear_fwd)
     }
     fn bwd(
         &self,
@@ -358,11 +340,11 @@ impl ScoresOp {
 }
 
 fn scores_fwd<T: 'static + candle_core::WithDType>(
-    op: &ScoresOp,
     q: &[T],
     lq: &Layout,
     k: &[T],
     lk: &Layout,
+    op: &ScoresOp,
 ) -> Result<(CpuStorage, Shape)> {
     let hs = op.shapes(lq, lk)?;
     let (q, k) = (data(q, lq)?, data(k, lk)?);
@@ -389,11 +371,11 @@ struct ScoresBwd {
 }
 
 fn scores_bwd<T: 'static + candle_core::WithDType>(
-    op: &ScoresBwd,
     g: &[T],
     lg: &Layout,
     other: &[T],
     lo: &Layout,
+    op: &ScoresBwd,
     hs: Heads,
 ) -> Result<(CpuStorage, Shape)> {
     let (g, other) = (data(g, lg)?, data(other, lo)?);
@@ -440,11 +422,7 @@ impl CustomOp2 for ScoresBwd {
             sk,
             d: hd / heads,
         };
-        match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(o)) => scores_bwd(self, g, l1, o, l2, hs),
-            (CpuStorage::F64(g), CpuStorage::F64(o)) => scores_bwd(self, g, l1, o, l2, hs),
-            _ => candle_core::bail!("lmkit-attention-scores-bwd: f32 or f64 only"),
-        }
+        dispatch2!(s1, l1, s2, l2, scores_bwd, self, hs)
     }
 }
 
@@ -459,11 +437,7 @@ impl CustomOp2 for ScoresOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match (s1, s2) {
-            (CpuStorage::F32(q), CpuStorage::F32(k)) => scores_fwd(self, q, l1, k, l2),
-            (CpuStorage::F64(q), CpuStorage::F64(k)) => scores_fwd(self, q, l1, k, l2),
-            _ => candle_core::bail!("lmkit-attention-scores: q and k must both be f32 or f64"),
-        }
+        dispatch2!(s1, l1, s2, l2, scores_fwd, self)
     }
     fn bwd(
         &self,
@@ -552,11 +526,11 @@ struct ContextBwd {
 }
 
 fn context_bwd<T: 'static + candle_core::WithDType>(
-    op: &ContextBwd,
     g: &[T],
     lg: &Layout,
     other: &[T],
     lo: &Layout,
+    op: &ContextBwd,
     hs: Heads,
 ) -> Result<(CpuStorage, Shape)> {
     let (g, other) = (data(g, lg)?, data(other, lo)?);
@@ -620,11 +594,7 @@ impl CustomOp2 for ContextBwd {
             sk,
             d: hd / self.heads,
         };
-        match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(o)) => context_bwd(self, g, l1, o, l2, hs),
-            (CpuStorage::F64(g), CpuStorage::F64(o)) => context_bwd(self, g, l1, o, l2, hs),
-            _ => candle_core::bail!("lmkit-attention-context-bwd: f32 or f64 only"),
-        }
+        dispatch2!(s1, l1, s2, l2, context_bwd, self, hs)
     }
 }
 
@@ -639,11 +609,7 @@ impl CustomOp2 for ContextOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match (s1, s2) {
-            (CpuStorage::F32(p), CpuStorage::F32(v)) => context_fwd(p, l1, v, l2),
-            (CpuStorage::F64(p), CpuStorage::F64(v)) => context_fwd(p, l1, v, l2),
-            _ => candle_core::bail!("lmkit-attention-context: p and v must both be f32 or f64"),
-        }
+        dispatch2!(s1, l1, s2, l2, context_fwd)
     }
     fn bwd(
         &self,
@@ -687,20 +653,8 @@ pub fn attention_context(p: &Tensor, v: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::max_abs_diff;
     use candle_core::{Device, Var};
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
 
     fn var(shape: &[usize], seed: f64) -> Var {
         // Deterministic, varied values without an RNG dependency.

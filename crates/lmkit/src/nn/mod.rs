@@ -1,6 +1,53 @@
 //! Training-ready layers: each works in eval mode for inference and in train mode for
 //! fine-tuning (dropout on, gradients through every op, including layer norm and softmax).
 
+// Shared by the fused CPU kernels in `matmul` and `ops` (defined before them: macros are
+// visible to the modules declared after them).
+
+/// Calls `$f::<f32>` or `$f::<f64>` on the slices of one, two or three CPU storages of the
+/// same float type, with their layouts and any extra arguments.
+macro_rules! dispatch1 {
+    ($s:expr, $l:expr, $f:ident $(, $arg:expr)*) => {
+        match $s {
+            candle_core::CpuStorage::F32(a) => $f::<f32>(a, $l $(, $arg)*),
+            candle_core::CpuStorage::F64(a) => $f::<f64>(a, $l $(, $arg)*),
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", stringify!($f)),
+        }
+    };
+}
+
+macro_rules! dispatch2 {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $f:ident $(, $arg:expr)*) => {
+        match ($s1, $s2) {
+            (candle_core::CpuStorage::F32(a), candle_core::CpuStorage::F32(b)) => {
+                $f::<f32>(a, $l1, b, $l2 $(, $arg)*)
+            }
+            (candle_core::CpuStorage::F64(a), candle_core::CpuStorage::F64(b)) => {
+                $f::<f64>(a, $l1, b, $l2 $(, $arg)*)
+            }
+            _ => candle_core::bail!("{}: inputs must all be f32 or all f64", stringify!($f)),
+        }
+    };
+}
+
+macro_rules! dispatch3 {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $s3:expr, $l3:expr, $f:ident $(, $arg:expr)*) => {
+        match ($s1, $s2, $s3) {
+            (
+                candle_core::CpuStorage::F32(a),
+                candle_core::CpuStorage::F32(b),
+                candle_core::CpuStorage::F32(c),
+            ) => $f::<f32>(a, $l1, b, $l2, c, $l3 $(, $arg)*),
+            (
+                candle_core::CpuStorage::F64(a),
+                candle_core::CpuStorage::F64(b),
+                candle_core::CpuStorage::F64(c),
+            ) => $f::<f64>(a, $l1, b, $l2, c, $l3 $(, $arg)*),
+            _ => candle_core::bail!("{}: inputs must all be f32 or all f64", stringify!($f)),
+        }
+    };
+}
+
 pub mod matmul;
 pub mod ops;
 pub mod weights;
@@ -13,6 +60,27 @@ use candle_core::{DType, Module, Result, Tensor, D};
 pub use matmul::{attention_context, attention_scores, linear};
 pub use ops::{gelu_erf, layer_norm, masked_softmax, softmax_last_dim};
 pub use weights::{Init, Weights};
+
+/// Whether the fused CPU kernels take this tensor (f32 or f64 on the CPU); elsewhere the
+/// callers compose candle ops, which candle differentiates on every device.
+pub(crate) fn fused_cpu(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// The contiguous data of a kernel input, checked.
+pub(crate) fn contiguous_data<'a, T>(s: &'a [T], l: &candle_core::Layout) -> Result<&'a [T]> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("fused op: input must be contiguous".into()))?;
+    Ok(&s[a..b])
+}
+
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+        .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>())
+        .unwrap()
+}
 
 /// `torch.nn.Linear`: y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints.
 #[derive(Clone, Debug)]
@@ -194,7 +262,7 @@ impl Dropout {
             threshold: (self.p * (u32::MAX as f64 + 1.0)) as u64,
             scale: 1.0 / (1.0 - self.p),
         };
-        if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        if fused_cpu(x) {
             return x.contiguous()?.apply_op1(op);
         }
         // Elsewhere: the same mask made on the CPU, applied with a multiply.

@@ -13,11 +13,8 @@ use rayon::prelude::*;
 
 /// Rows of the last dimension of a contiguous tensor.
 fn rows<'a, T>(s: &'a [T], layout: &Layout) -> Result<(&'a [T], usize)> {
-    let (o1, o2) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("fused op: input must be contiguous".into()))?;
     let n = layout.dims().last().copied().unwrap_or(1);
-    Ok((&s[o1..o2], n.max(1)))
+    Ok((super::contiguous_data(s, layout)?, n.max(1)))
 }
 
 /// A float type the kernels run on (f32 for models, f64 for gradient checks).
@@ -46,26 +43,6 @@ impl Float for f64 {
     fn exp(self) -> Self {
         f64::exp(self)
     }
-}
-
-macro_rules! dispatch1 {
-    ($storage:expr, $layout:expr, $f:ident $(, $arg:expr)*) => {
-        match $storage {
-            CpuStorage::F32(s) => $f::<f32>(s, $layout $(, $arg)*),
-            CpuStorage::F64(s) => $f::<f64>(s, $layout $(, $arg)*),
-            _ => candle_core::bail!("fused op: only f32 and f64 are supported"),
-        }
-    };
-}
-
-macro_rules! dispatch2 {
-    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $f:ident $(, $arg:expr)*) => {
-        match ($s1, $s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => $f::<f32>(a, $l1, b, $l2 $(, $arg)*),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => $f::<f64>(a, $l1, b, $l2 $(, $arg)*),
-            _ => candle_core::bail!("fused op: inputs must both be f32 or both f64"),
-        }
-    };
 }
 
 // ---------------------------------------------------------------- layer norm
@@ -124,15 +101,7 @@ impl CustomOp3 for LayerNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                layer_norm_fwd(x, l1, w, l2, b, l3, self.eps)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                layer_norm_fwd(x, l1, w, l2, b, l3, self.eps)
-            }
-            _ => candle_core::bail!("lmkit-layer-norm: x, weight and bias must all be f32 or f64"),
-        }
+        dispatch3!(s1, l1, s2, l2, s3, l3, layer_norm_fwd, self.eps)
     }
     fn bwd(
         &self,
@@ -235,25 +204,13 @@ impl CustomOp3 for LayerNormBwd {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(w)) => {
-                layer_norm_bwd(x, l1, g, l2, w, l3, self.eps)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(w)) => {
-                layer_norm_bwd(x, l1, g, l2, w, l3, self.eps)
-            }
-            _ => candle_core::bail!("lmkit-layer-norm-bwd: f32 or f64 only"),
-        }
+        dispatch3!(s1, l1, s2, l2, s3, l3, layer_norm_bwd, self.eps)
     }
 }
 
 /// Layer normalisation over the last dimension, differentiable in x, weight and bias.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    if x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && weight.dtype() == x.dtype()
-        && bias.dtype() == x.dtype()
-    {
+    if super::fused_cpu(x) && weight.dtype() == x.dtype() && bias.dtype() == x.dtype() {
         return x.contiguous()?.apply_op3(
             &weight.contiguous()?,
             &bias.contiguous()?,
@@ -370,7 +327,7 @@ impl CustomOp2 for SoftmaxBwd {
 
 /// Softmax over the last dimension, differentiable.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if super::fused_cpu(x) {
         x.contiguous()?.apply_op1(Softmax)
     } else {
         let max = x.max_keepdim(D::Minus1)?;
@@ -436,8 +393,7 @@ impl CustomOp2 for MaskedSoftmax {
 /// in the scores.
 pub fn masked_softmax(scores: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let (batch, _, _, keys) = scores.dims4()?;
-    if scores.device().is_cpu()
-        && matches!(scores.dtype(), DType::F32 | DType::F64)
+    if super::fused_cpu(scores)
         && bias.dtype() == scores.dtype()
         && bias.elem_count() == batch * keys
     {
@@ -665,6 +621,7 @@ pub(crate) mod fast {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::max_abs_diff;
     use candle_core::{Device, Var};
 
     fn composed_ln(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
@@ -674,19 +631,6 @@ mod tests {
         xc.broadcast_div(&(var + eps)?.sqrt()?)?
             .broadcast_mul(w)?
             .broadcast_add(b)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
     }
 
     #[test]
@@ -729,20 +673,8 @@ mod tests {
 #[cfg(test)]
 mod fused_tests {
     use super::*;
+    use crate::nn::max_abs_diff;
     use candle_core::{Device, Var};
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
 
     #[test]
     fn masked_softmax_matches_composed_ops_forward_and_backward() -> Result<()> {

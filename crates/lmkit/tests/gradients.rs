@@ -165,3 +165,89 @@ fn bert_gradient_matches_finite_differences() {
 fn distilbert_gradient_matches_finite_differences() {
     finite_difference_check(distilbert_config(8, 1));
 }
+
+/// The classification heads run the last layer for the first token only; that must be the
+/// same function as the whole encoder's first row, values and gradients, for every weight.
+/// In f64 both paths differ only by summation order inside the matmuls of that last layer
+/// (one row of a gemm vs the same row within a larger one), so 1e-12 is a rounding bound,
+/// not a fit.
+fn first_token_path_matches_full_encoder(cfg: Config) {
+    let (x, _) = batch();
+    let tensors = match &cfg.arch {
+        lmkit::models::ArchConfig::Bert(c) => bert::random_tensors(c, "", 5).unwrap(),
+        lmkit::models::ArchConfig::DistilBert(c) => distilbert::random_tensors(c, "", 5).unwrap(),
+    };
+    let w = Weights::from_tensors(tensors, "random", &Device::Cpu)
+        .trainable(3)
+        .dtype(DType::F64);
+    let (full, first) = match &cfg.arch {
+        lmkit::models::ArchConfig::Bert(c) => {
+            let m = bert::BertModel::load(&w, c, false).unwrap();
+            let tt = x.token_type_ids.as_ref();
+            (
+                m.forward(&x.input_ids, &x.attention_mask, tt, false)
+                    .unwrap(),
+                m.forward_first_token(&x.input_ids, &x.attention_mask, tt, false)
+                    .unwrap(),
+            )
+        }
+        lmkit::models::ArchConfig::DistilBert(c) => {
+            let m = distilbert::DistilBertModel::load(&w, c).unwrap();
+            (
+                m.forward(&x.input_ids, &x.attention_mask, false).unwrap(),
+                m.forward_first_token(&x.input_ids, &x.attention_mask, false)
+                    .unwrap(),
+            )
+        }
+    };
+    let full = full.narrow(1, 0, 1).unwrap();
+    assert_eq!(first.dims(), full.dims());
+    let diff = |a: &Tensor, b: &Tensor| {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    assert!(
+        diff(&first, &full) < 1e-12,
+        "values differ: {}",
+        diff(&first, &full)
+    );
+    let up = Tensor::randn(0f64, 1.0, full.shape(), &Device::Cpu).unwrap();
+    let g_full = (&full * &up)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g_first = (&first * &up)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let params = w.params();
+    assert!(params.len() > 10);
+    for (name, var) in &params {
+        let (a, b) = (g_full.get(var), g_first.get(var));
+        match (a, b) {
+            (Some(a), Some(b)) => assert!(diff(a, b) < 1e-12, "{name}: gradients differ"),
+            (None, None) => {}
+            _ => panic!("{name}: gradient on one path only"),
+        }
+    }
+}
+
+#[test]
+fn bert_first_token_path_matches_full_encoder() {
+    first_token_path_matches_full_encoder(bert_config(8, 2));
+}
+
+#[test]
+fn distilbert_first_token_path_matches_full_encoder() {
+    first_token_path_matches_full_encoder(distilbert_config(8, 2));
+}

@@ -152,10 +152,18 @@ impl BertAttention {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
+    /// `queries` are the positions whose output is wanted: `x` itself, or its first token when
+    /// only that is read (see `BertModel::forward_first_token`). Keys and values are all of `x`.
+    pub fn forward(
+        &self,
+        queries: &Tensor,
+        x: &Tensor,
+        bias: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
         let _g = self.span.enter();
         let ctx = self_attention(
-            &self.query.forward(x)?,
+            &self.query.forward(queries)?,
             &self.key.forward(x)?,
             &self.value.forward(x)?,
             bias,
@@ -166,7 +174,7 @@ impl BertAttention {
         let out = self
             .out_dropout
             .forward_t(&self.output.forward(&ctx)?, train)?;
-        self.layer_norm.forward(&(out + x)?)
+        self.layer_norm.forward(&(out + queries)?)
     }
 }
 
@@ -207,9 +215,22 @@ impl BertLayer {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
+    /// With `first_token_only` the output is (batch, 1, hidden): the first position's, computed
+    /// alone (its query against every key), which is all a classification head reads.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        train: bool,
+        first_token_only: bool,
+    ) -> Result<Tensor> {
         let _g = self.span.enter();
-        let a = self.attention.forward(x, bias, train)?;
+        let queries = if first_token_only {
+            x.narrow(1, 0, 1)?.contiguous()?
+        } else {
+            x.clone()
+        };
+        let a = self.attention.forward(&queries, x, bias, train)?;
         let h = self.act.apply(&self.intermediate.forward(&a)?)?;
         let out = self.dropout.forward_t(&self.output.forward(&h)?, train)?;
         self.layer_norm.forward(&(out + a)?)
@@ -265,6 +286,31 @@ impl BertModel {
         token_type_ids: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
+        self.encode(input_ids, attention_mask, token_type_ids, train, false)
+    }
+
+    /// The last hidden state of the first token only, (batch, 1, hidden): equal to
+    /// `forward(..).narrow(1, 0, 1)`, but the last layer runs its query projection, attention,
+    /// output projection and feed-forward on that one position instead of all of them (which
+    /// is ~1/7 of a 6-layer encoder's matmul work thrown away under a [CLS] head).
+    pub fn forward_first_token(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.encode(input_ids, attention_mask, token_type_ids, train, true)
+    }
+
+    fn encode(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+        first_token_only: bool,
+    ) -> Result<Tensor> {
         let _g = self.span.enter();
         let dtype = self.embeddings.word_embeddings.weight.dtype();
         let tt = match token_type_ids {
@@ -273,8 +319,9 @@ impl BertModel {
         };
         let bias = attention_bias(attention_mask, dtype)?;
         let mut x = self.embeddings.forward(input_ids, &tt, train)?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &bias, train)?;
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, &bias, train, first_token_only && i == last)?;
         }
         Ok(x)
     }
@@ -325,7 +372,7 @@ impl BertForSequenceClassification {
     ) -> Result<Tensor> {
         let h = self
             .bert
-            .forward(input_ids, attention_mask, token_type_ids, train)?;
+            .forward_first_token(input_ids, attention_mask, token_type_ids, train)?;
         let pooled = self.bert.pool(&h)?;
         self.classifier
             .forward(&self.dropout.forward_t(&pooled, train)?)

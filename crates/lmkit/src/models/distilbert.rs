@@ -122,10 +122,18 @@ impl MultiHeadSelfAttention {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
+    /// `queries` are the positions whose output is wanted (all of `x`, or its first token);
+    /// keys and values are all of `x`.
+    pub fn forward(
+        &self,
+        queries: &Tensor,
+        x: &Tensor,
+        bias: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
         let _g = self.span.enter();
         let ctx = self_attention(
-            &self.q_lin.forward(x)?,
+            &self.q_lin.forward(queries)?,
             &self.k_lin.forward(x)?,
             &self.v_lin.forward(x)?,
             bias,
@@ -163,11 +171,22 @@ impl TransformerBlock {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
+    /// With `first_token_only` the output is the first position's alone, (batch, 1, dim).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        train: bool,
+        first_token_only: bool,
+    ) -> Result<Tensor> {
         let _g = self.span.enter();
-        let sa = self
-            .sa_layer_norm
-            .forward(&(self.attention.forward(x, bias, train)? + x)?)?;
+        let queries = if first_token_only {
+            x.narrow(1, 0, 1)?.contiguous()?
+        } else {
+            x.clone()
+        };
+        let attended = self.attention.forward(&queries, x, bias, train)?;
+        let sa = self.sa_layer_norm.forward(&(attended + queries)?)?;
         let h = self.act.apply(&self.lin1.forward(&sa)?)?;
         let ffn = self.ffn_dropout.forward_t(&self.lin2.forward(&h)?, train)?;
         self.output_layer_norm.forward(&(ffn + sa)?)
@@ -202,12 +221,34 @@ impl DistilBertModel {
         attention_mask: &Tensor,
         train: bool,
     ) -> Result<Tensor> {
+        self.encode(input_ids, attention_mask, train, false)
+    }
+
+    /// The first token's last hidden state, (batch, 1, dim), with the last block run for that
+    /// position only (as `BertModel::forward_first_token`).
+    pub fn forward_first_token(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.encode(input_ids, attention_mask, train, true)
+    }
+
+    fn encode(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+        first_token_only: bool,
+    ) -> Result<Tensor> {
         let _g = self.span.enter();
         let dtype = self.embeddings.word_embeddings.weight.dtype();
         let bias = attention_bias(attention_mask, dtype)?;
         let mut x = self.embeddings.forward(input_ids, train)?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &bias, train)?;
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, &bias, train, first_token_only && i == last)?;
         }
         Ok(x)
     }
@@ -248,8 +289,10 @@ impl DistilBertForSequenceClassification {
         attention_mask: &Tensor,
         train: bool,
     ) -> Result<Tensor> {
-        let h = self.distilbert.forward(input_ids, attention_mask, train)?;
-        let first = h.narrow(1, 0, 1)?.squeeze(1)?;
+        let first = self
+            .distilbert
+            .forward_first_token(input_ids, attention_mask, train)?
+            .squeeze(1)?;
         let x = self.pre_classifier.forward(&first)?.relu()?;
         self.classifier.forward(&self.dropout.forward_t(&x, train)?)
     }

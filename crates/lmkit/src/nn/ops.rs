@@ -32,16 +32,32 @@ trait Float:
     + std::ops::DivAssign
     + PartialOrd
 {
-    fn exp(self) -> Self;
+    /// In place: row <- softmax(row).
+    fn softmax_row(row: &mut [Self]);
+    fn dot(a: &[Self], b: &[Self]) -> Self;
 }
 impl Float for f32 {
-    fn exp(self) -> Self {
-        fast::exp(self)
+    fn softmax_row(row: &mut [f32]) {
+        fast::softmax_row(row)
+    }
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        fast::dot(a, b)
     }
 }
+/// f64 is for the gradient checks: plain loops, libm's exp.
 impl Float for f64 {
-    fn exp(self) -> Self {
-        f64::exp(self)
+    fn softmax_row(row: &mut [f64]) {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut sum = 0.0;
+        for o in row.iter_mut() {
+            *o = (*o - max).exp();
+            sum += *o;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|o| *o *= inv);
+    }
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(a, b)| a * b).sum()
     }
 }
 
@@ -244,21 +260,7 @@ fn softmax_rows<T: Float>(x: &[T], n: usize, bias: &[T], per: usize) -> Vec<T> {
                     .for_each(|(o, (&v, &b))| *o = v + b),
                 None => o.copy_from_slice(r),
             }
-            let mut max = o[0];
-            for &v in o.iter() {
-                if v > max {
-                    max = v;
-                }
-            }
-            let mut sum = T::from_f64(0.0);
-            for o in o.iter_mut() {
-                *o = (*o - max).exp();
-                sum += *o;
-            }
-            let inv = T::from_f64(1.0) / sum;
-            for o in o.iter_mut() {
-                *o *= inv;
-            }
+            T::softmax_row(o);
         });
     out
 }
@@ -299,10 +301,7 @@ fn softmax_bwd<T: Float>(
     out.par_chunks_mut(n)
         .zip(y.par_chunks(n).zip(g.par_chunks(n)))
         .for_each(|(o, (y, g))| {
-            let mut dot = T::from_f64(0.0);
-            for (&a, &b) in y.iter().zip(g) {
-                dot += a * b;
-            }
+            let dot = T::dot(y, g);
             for ((o, &a), &b) in o.iter_mut().zip(y).zip(g) {
                 *o = a * (b - dot);
             }
@@ -595,11 +594,14 @@ pub(crate) mod fast {
 
     macro_rules! avx2_or_baseline {
         ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*)) => {
-            pub fn $name($($arg: $ty),*) {
+            avx2_or_baseline!($name, $generic, ($($arg: $ty),*) -> ());
+        };
+        ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+            pub fn $name($($arg: $ty),*) -> $ret {
                 #[cfg(target_arch = "x86_64")]
                 {
                     #[target_feature(enable = "avx2,fma")]
-                    unsafe fn avx2($($arg: $ty),*) {
+                    unsafe fn avx2($($arg: $ty),*) -> $ret {
                         $generic($($arg),*)
                     }
                     if std::arch::is_x86_feature_detected!("avx2")
@@ -614,7 +616,62 @@ pub(crate) mod fast {
         };
     }
 
+    /// max, sum and dot product over 8 lanes, so that the loops vectorise (one running max or
+    /// sum is a dependency chain the compiler may not reorder).
+    #[inline(always)]
+    fn max8(a: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; 8];
+        let c = a.chunks_exact(8);
+        let rest = c.remainder();
+        for x in c {
+            for i in 0..8 {
+                acc[i] = if x[i] > acc[i] { x[i] } else { acc[i] };
+            }
+        }
+        acc.iter()
+            .chain(rest)
+            .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    }
+
+    #[inline(always)]
+    fn sum8(a: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let c = a.chunks_exact(8);
+        let rest = c.remainder();
+        for x in c {
+            for i in 0..8 {
+                acc[i] += x[i];
+            }
+        }
+        acc.iter().chain(rest).sum()
+    }
+
+    #[inline(always)]
+    fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for i in 0..8 {
+                acc[i] += x[i] * y[i];
+            }
+        }
+        acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+    }
+
+    #[inline(always)]
+    fn softmax_row_generic(row: &mut [f32]) {
+        let max = max8(row);
+        for v in row.iter_mut() {
+            *v = exp(*v - max);
+        }
+        let inv = 1.0 / sum8(row);
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+
     avx2_or_baseline!(gelu, gelu_generic, (x: &[f32], out: &mut [f32]));
+    avx2_or_baseline!(softmax_row, softmax_row_generic, (row: &mut [f32]));
+    avx2_or_baseline!(dot, dot_generic, (a: &[f32], b: &[f32]) -> f32);
     avx2_or_baseline!(gelu_grad, gelu_grad_generic, (x: &[f32], g: &[f32], out: &mut [f32]));
 }
 
@@ -693,6 +750,39 @@ mod fused_tests {
         let gc = (composed * &up)?.sum_all()?.backward()?;
         assert!(max_abs_diff(gf.get(&x).unwrap(), gc.get(&x).unwrap()) < 1e-14);
         Ok(())
+    }
+
+    #[test]
+    fn f32_softmax_row_and_dot_are_within_rounding_of_f64() {
+        // Per element of a softmax row of n, relative to the f64 result: 3 ulp from exp, the
+        // rounding of x - max (|x - max| <= 16 here, so up to 16 u in the exponent), n - 1
+        // additions in the sum and one division and multiply: (n + 24) * EPSILON bounds it
+        // with room to spare (EPSILON = 2u).
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut uniform = || {
+            state = super::super::splitmix64(state);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for n in [1usize, 3, 7, 8, 9, 16, 22, 48, 49, 100] {
+            let x: Vec<f32> = (0..n).map(|_| 16.0 * uniform() - 8.0).collect();
+            let mut y = x.clone();
+            fast::softmax_row(&mut y);
+            let max = x.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = x.iter().map(|&v| (v as f64 - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (got, want) in y.iter().zip(&e) {
+                let want = want / sum;
+                let rel = (*got as f64 - want).abs() / want;
+                assert!(rel <= (n + 24) as f64 * f32::EPSILON as f64, "n {n}: {got} vs {want}");
+            }
+            // dot: n products and n - 1 additions, each within u of its exact value, against
+            // the sum of |a b| (the condition of a dot product).
+            let b: Vec<f32> = (0..n).map(|_| 2.0 * uniform() - 1.0).collect();
+            let want: f64 = x.iter().zip(&b).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let scale: f64 = x.iter().zip(&b).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+            let err = (fast::dot(&x, &b) as f64 - want).abs();
+            assert!(err <= (n + 1) as f64 * f32::EPSILON as f64 * scale, "dot n {n}");
+        }
     }
 
     #[test]

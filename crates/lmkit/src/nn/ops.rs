@@ -544,8 +544,11 @@ pub(crate) mod fast {
     #[inline(always)]
     pub fn exp(x: f32) -> f32 {
         let xc = x.clamp(-87.336_55, 88.376_26);
-        // Round to nearest by the 1.5 * 2^23 trick (exact for |n| < 2^22).
-        let n = (xc * LOG2E + 12_582_912.0) - 12_582_912.0;
+        // Round to nearest by the 1.5 * 2^23 trick (exact for |n| < 2^22): t's low mantissa
+        // bits then hold 0x40_0000 + n, which gives 2^n by integer ops (an `as i32` cast is
+        // saturating, and its checks kept the loops around exp scalar).
+        let t = xc * LOG2E + 12_582_912.0;
+        let n = t - 12_582_912.0;
         let r = xc - n * LN2_HI - n * LN2_LO;
         let mut p = 1.987_569_1e-4f32;
         p = p * r + 1.398_199_9e-3;
@@ -554,7 +557,7 @@ pub(crate) mod fast {
         p = p * r + 1.666_666_5e-1;
         p = p * r + 0.5;
         let y = p * r * r + r + 1.0;
-        let y = y * f32::from_bits(((n as i32 + 127) << 23) as u32);
+        let y = y * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23);
         if x < -87.336_55 {
             0.0
         } else if x > 88.376_26 {

@@ -95,6 +95,22 @@ unsafe fn gemm_into<T: 'static + candle_core::WithDType>(
     )
 }
 
+/// `row` repeated `rows` times, written by all threads straight into fresh memory (one thread,
+/// or zeroing first, left the other core idle for ~1.6% of an inference).
+fn repeat_rows<T: Copy + Send + Sync>(row: &[T], rows: usize) -> Vec<T> {
+    let n = row.len();
+    let mut y: Vec<T> = Vec::with_capacity(rows * n);
+    if n > 0 {
+        let per = (16384 / n).max(1) * n;
+        y.spare_capacity_mut()[..rows * n]
+            .par_chunks_mut(per)
+            .for_each(|c| c.chunks_mut(n).for_each(|r| _ = r.write_copy_of_slice(row)));
+    }
+    // SAFETY: every one of the rows * n elements was written above.
+    unsafe { y.set_len(rows * n) };
+    y
+}
+
 // ---------------------------------------------------------------- linear
 
 /// y = x W^T + b for x (rows, in), W (out, in), b (out).
@@ -119,10 +135,7 @@ fn linear_fwd<T: 'static + candle_core::WithDType>(
         )
     }
     let rows = x.len() / inp.max(1);
-    let mut y: Vec<T> = Vec::with_capacity(rows * out);
-    for _ in 0..rows {
-        y.extend_from_slice(b);
-    }
+    let mut y = repeat_rows(b, rows);
     // SAFETY: y is rows x out, x rows x in, W out x in (read transposed through strides).
     unsafe {
         gemm_into(

@@ -66,9 +66,23 @@ impl Float for f64 {
 /// Per-row mean and 1/sqrt(var + eps) (biased variance, as PyTorch), accumulated in f64.
 fn row_stats<T: Float>(r: &[T], eps: f64) -> (f64, f64) {
     let inv_n = 1.0 / r.len() as f64;
-    let mean = r.iter().map(|v| v.to_f64()).sum::<f64>() * inv_n;
-    let var = r.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() * inv_n;
+    let mean = sum4(r, |v| v) * inv_n;
+    let var = sum4(r, |v| (v - mean) * (v - mean)) * inv_n;
     (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// Sum of f(x) in f64 over 4 lanes (one running sum is a chain the compiler keeps scalar).
+#[inline(always)]
+fn sum4<T: Float>(r: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 4];
+    let c = r.chunks_exact(4);
+    let rest = c.remainder();
+    for x in c {
+        for i in 0..4 {
+            acc[i] += f(x[i].to_f64());
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().map(|v| f(v.to_f64())).sum::<f64>()
 }
 
 /// y = (x - mean) / sqrt(var + eps) * weight + bias over the last dimension.
@@ -770,21 +784,34 @@ mod fused_tests {
             let x: Vec<f32> = (0..n).map(|_| 16.0 * uniform() - 8.0).collect();
             let mut y = x.clone();
             fast::softmax_row(&mut y);
-            let max = x.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
+            let max = x
+                .iter()
+                .map(|&v| v as f64)
+                .fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = x.iter().map(|&v| (v as f64 - max).exp()).collect();
             let sum: f64 = e.iter().sum();
             for (got, want) in y.iter().zip(&e) {
                 let want = want / sum;
                 let rel = (*got as f64 - want).abs() / want;
-                assert!(rel <= (n + 24) as f64 * f32::EPSILON as f64, "n {n}: {got} vs {want}");
+                assert!(
+                    rel <= (n + 24) as f64 * f32::EPSILON as f64,
+                    "n {n}: {got} vs {want}"
+                );
             }
             // dot: n products and n - 1 additions, each within u of its exact value, against
             // the sum of |a b| (the condition of a dot product).
             let b: Vec<f32> = (0..n).map(|_| 2.0 * uniform() - 1.0).collect();
             let want: f64 = x.iter().zip(&b).map(|(&a, &b)| a as f64 * b as f64).sum();
-            let scale: f64 = x.iter().zip(&b).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+            let scale: f64 = x
+                .iter()
+                .zip(&b)
+                .map(|(&a, &b)| (a as f64 * b as f64).abs())
+                .sum();
             let err = (fast::dot(&x, &b) as f64 - want).abs();
-            assert!(err <= (n + 1) as f64 * f32::EPSILON as f64 * scale, "dot n {n}");
+            assert!(
+                err <= (n + 1) as f64 * f32::EPSILON as f64 * scale,
+                "dot n {n}"
+            );
         }
     }
 

@@ -340,6 +340,16 @@ mod tests {
         assert!((zeros - 10_000.0).abs() < 475.0, "{zeros} zeros");
         let mean = a.mean_all()?.to_scalar::<f32>()?;
         assert!((mean - 1.0).abs() < 0.006, "mean {mean}");
+        // The next call's mask is independent of this one: both drop an element ~p^2 of the
+        // time (1000 of 100k; sd ~31, 5 sd bounds).
+        let next = d.forward_t(&x, true)?;
+        let both = (a.eq(0f32)?.to_dtype(DType::F32)? * next.eq(0f32)?.to_dtype(DType::F32)?)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
+        assert!(
+            (both - 1000.0).abs() < 157.0,
+            "{both} dropped by both calls"
+        );
         rng.set_state(7, 0);
         let b = d.forward_t(&x, true)?;
         assert_eq!((a - b)?.abs()?.sum_all()?.to_scalar::<f32>()?, 0.0);

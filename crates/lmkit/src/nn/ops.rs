@@ -34,6 +34,7 @@ trait Float:
 {
     /// In place: row <- softmax(row).
     fn softmax_row(row: &mut [Self]);
+    fn dropout_chunk(x: &[Self], out: &mut [Self], start: u32, keys: [u32; 3], scale: Self);
     fn dot(a: &[Self], b: &[Self]) -> Self;
 }
 impl Float for f32 {
@@ -42,6 +43,9 @@ impl Float for f32 {
     }
     fn dot(a: &[f32], b: &[f32]) -> f32 {
         fast::dot(a, b)
+    }
+    fn dropout_chunk(x: &[f32], out: &mut [f32], start: u32, keys: [u32; 3], scale: f32) {
+        fast::dropout(x, out, start, keys, scale)
     }
 }
 /// f64 is for the gradient checks: plain loops, libm's exp.
@@ -58,6 +62,9 @@ impl Float for f64 {
     }
     fn dot(a: &[f64], b: &[f64]) -> f64 {
         a.iter().zip(b).map(|(a, b)| a * b).sum()
+    }
+    fn dropout_chunk(x: &[f64], out: &mut [f64], start: u32, keys: [u32; 3], scale: f64) {
+        dropout_chunk(x, out, start, keys, scale)
     }
 }
 
@@ -495,7 +502,7 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 #[derive(Clone, Copy)]
 pub(crate) struct DropoutOp {
     pub base: u64,
-    /// Elements whose 32-bit draw is below this are dropped.
+    /// Elements whose 32-bit draw is below this are dropped (p * 2^32 < 2^32).
     pub threshold: u64,
     pub scale: f64,
 }
@@ -504,18 +511,49 @@ impl DropoutOp {
     fn apply<T: Float>(&self, x: &[T]) -> Vec<T> {
         let scale = T::from_f64(self.scale);
         let zero = T::from_f64(0.0);
+        let (k1, k2) = (self.base as u32, (self.base >> 32) as u32);
+        let threshold = self.threshold as u32;
         let mut out = vec![zero; x.len()];
         out.par_chunks_mut(4096)
             .zip(x.par_chunks(4096))
             .enumerate()
             .for_each(|(c, (o, x))| {
-                for (j, (o, &v)) in o.iter_mut().zip(x).enumerate() {
-                    let r = super::splitmix64(self.base.wrapping_add((c * 4096 + j) as u64)) >> 32;
-                    *o = if r >= self.threshold { v * scale } else { zero };
-                }
+                T::dropout_chunk(x, o, (c * 4096) as u32, [k1, k2, threshold], scale)
             });
         out
     }
+}
+
+/// out[j] = x[j] * scale, or 0 where the draw of element `start + j` is below `threshold`.
+#[inline(always)]
+fn dropout_chunk<T: Float>(
+    x: &[T],
+    out: &mut [T],
+    start: u32,
+    [k1, k2, threshold]: [u32; 3],
+    scale: T,
+) {
+    let zero = T::from_f64(0.0);
+    for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+        let r = keyed_hash32(start.wrapping_add(j as u32), k1, k2);
+        *o = if r >= threshold { v * scale } else { zero };
+    }
+}
+
+/// The draw for element i: 32-bit integer hashing (Wellons' `lowbias32`, two rounds with a
+/// key before each) vectorises, where a 64-bit splitmix per element kept dropout scalar and
+/// cost ~3.5% of a training step. Two keyed rounds, so that two calls' masks are not shifted
+/// copies of one sequence.
+#[inline(always)]
+fn keyed_hash32(i: u32, k1: u32, k2: u32) -> u32 {
+    fn lowbias32(mut x: u32) -> u32 {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7feb_352d);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846c_a68b);
+        x ^ (x >> 16)
+    }
+    lowbias32(lowbias32(i ^ k1) ^ k2)
 }
 
 impl CustomOp1 for DropoutOp {
@@ -689,6 +727,11 @@ pub(crate) mod fast {
     avx2_or_baseline!(gelu, gelu_generic, (x: &[f32], out: &mut [f32]));
     avx2_or_baseline!(softmax_row, softmax_row_generic, (row: &mut [f32]));
     avx2_or_baseline!(dot, dot_generic, (a: &[f32], b: &[f32]) -> f32);
+    #[inline(always)]
+    fn dropout_generic(x: &[f32], out: &mut [f32], start: u32, keys: [u32; 3], scale: f32) {
+        super::dropout_chunk(x, out, start, keys, scale)
+    }
+    avx2_or_baseline!(dropout, dropout_generic, (x: &[f32], out: &mut [f32], start: u32, keys: [u32; 3], scale: f32));
     avx2_or_baseline!(gelu_grad, gelu_grad_generic, (x: &[f32], g: &[f32], out: &mut [f32]));
 }
 

@@ -38,7 +38,8 @@ elif [ "$task" = pipeline ] || [ "$task" = generate ] || [ "$task" = tokenize ] 
 fi
 # The Python side of --shape / --model for infer and train.
 if [ -n "${MODEL:-}" ]; then pysrc=(--model-dir "${dir:-}"); else pysrc=(--shape "$shape"); fi
-out="bench/results/$(date +%Y-%m-%d)-$task.jsonl"
+# Date and time in the name: a second run on the same day must not overwrite the first.
+out="bench/results/$(date +%Y-%m-%d-%H%M)-$task.jsonl"
 mkdir -p bench/results
 : > "$out"
 for r in $(seq 1 "$rounds"); do

@@ -100,8 +100,8 @@ unsafe fn gemm_into<T: 'static + candle_core::WithDType>(
 fn repeat_rows<T: Copy + Send + Sync>(row: &[T], rows: usize) -> Vec<T> {
     let n = row.len();
     let mut y: Vec<T> = Vec::with_capacity(rows * n);
-    if n > 0 {
-        let per = (16384 / n).max(1) * n;
+    if let Some(per) = 16384usize.checked_div(n) {
+        let per = per.max(1) * n;
         y.spare_capacity_mut()[..rows * n]
             .par_chunks_mut(per)
             .for_each(|c| c.chunks_mut(n).for_each(|r| _ = r.write_copy_of_slice(row)));
@@ -181,14 +181,100 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // Detached: gradients must not carry a graph (a weight's would keep the step's whole
         // forward alive through the optimizer's moments).
-        let (out, inp) = w.dims2()?;
+        let out = w.dim(0)?;
         let g = g.detach().contiguous()?.reshape(((), out))?;
-        let (x2, w) = (x.detach().reshape(((), inp))?, w.detach());
-        let dx = g.matmul(&w)?.reshape(x.shape())?;
-        let dw = g.t()?.matmul(&x2)?;
+        let (dx, dw) = linear_grads(&g, &x.detach(), &w.detach())?;
         let db = column_sum(&g)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
+}
+
+/// dx = g W and dW = g^T x, each one gemm straight into a fresh buffer, skipping candle's
+/// `matmul` wrapper (its layout checks, the transposed view, a zero-filled output): on this
+/// model's shapes the pair ran 2-9% faster, in-process A/B, 20 alternating runs per shape.
+fn linear_grads(g: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn grads<T: 'static + candle_core::WithDType>(
+        g: &[T],
+        x: &[T],
+        w: &[T],
+        (rows, out, inp): (usize, usize, usize),
+    ) -> (Vec<T>, Vec<T>) {
+        let mut dx: Vec<T> = Vec::with_capacity(rows * inp);
+        let mut dw: Vec<T> = Vec::with_capacity(out * inp);
+        let gm = Mat { rs: out, cs: 1 };
+        let im = Mat { rs: inp, cs: 1 };
+        // SAFETY: g is rows x out, x rows x in, W out x in, dx rows x in and dW out x in, as
+        // the strides say; without `accumulate` the gemm writes every element of its output
+        // and reads none, so the lengths are set after it.
+        unsafe {
+            gemm_into(
+                (rows, inp, out),
+                dx.as_mut_ptr(),
+                im,
+                false,
+                g.as_ptr(),
+                gm,
+                w.as_ptr(),
+                im,
+                1.0,
+                threads(),
+            );
+            dx.set_len(rows * inp);
+            gemm_into(
+                (out, inp, rows),
+                dw.as_mut_ptr(),
+                im,
+                false,
+                g.as_ptr(),
+                gm.t(),
+                x.as_ptr(),
+                im,
+                1.0,
+                threads(),
+            );
+            dw.set_len(out * inp);
+        }
+        (dx, dw)
+    }
+    let (out, inp) = w.dims2()?;
+    let rows = g.dim(0)?;
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    let (gs, gl) = g.storage_and_layout();
+    let (xs, xl) = x.storage_and_layout();
+    let (ws, wl) = w.storage_and_layout();
+    let dims = (rows, out, inp);
+    let dev = x.device();
+    let (dx, dw) = match (&*gs, &*xs, &*ws) {
+        (
+            candle_core::Storage::Cpu(CpuStorage::F32(gv)),
+            candle_core::Storage::Cpu(CpuStorage::F32(xv)),
+            candle_core::Storage::Cpu(CpuStorage::F32(wv)),
+        ) => {
+            let (dx, dw) = grads(data(gv, gl)?, data(xv, xl)?, data(wv, wl)?, dims);
+            (
+                Tensor::from_vec(dx, x.shape(), dev)?,
+                Tensor::from_vec(dw, (out, inp), dev)?,
+            )
+        }
+        (
+            candle_core::Storage::Cpu(CpuStorage::F64(gv)),
+            candle_core::Storage::Cpu(CpuStorage::F64(xv)),
+            candle_core::Storage::Cpu(CpuStorage::F64(wv)),
+        ) => {
+            let (dx, dw) = grads(data(gv, gl)?, data(xv, xl)?, data(wv, wl)?, dims);
+            (
+                Tensor::from_vec(dx, x.shape(), dev)?,
+                Tensor::from_vec(dw, (out, inp), dev)?,
+            )
+        }
+        _ => {
+            drop((gs, xs, ws));
+            let dx = g.matmul(&w)?.reshape(x.shape())?;
+            let dw = g.t()?.matmul(&x.reshape(((), inp))?)?;
+            (dx, dw)
+        }
+    };
+    Ok((dx, dw))
 }
 
 /// Sums of the columns of a contiguous (rows, cols) matrix, split over threads by rows.

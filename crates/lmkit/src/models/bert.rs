@@ -225,11 +225,7 @@ impl BertLayer {
         first_token_only: bool,
     ) -> Result<Tensor> {
         let _g = self.span.enter();
-        let queries = if first_token_only {
-            x.narrow(1, 0, 1)?.contiguous()?
-        } else {
-            x.clone()
-        };
+        let queries = crate::nn::query_positions(x, first_token_only)?;
         let a = self.attention.forward(&queries, x, bias, train)?;
         let h = self.act.apply(&self.intermediate.forward(&a)?)?;
         let out = self.dropout.forward_t(&self.output.forward(&h)?, train)?;

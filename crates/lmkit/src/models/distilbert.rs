@@ -180,11 +180,7 @@ impl TransformerBlock {
         first_token_only: bool,
     ) -> Result<Tensor> {
         let _g = self.span.enter();
-        let queries = if first_token_only {
-            x.narrow(1, 0, 1)?.contiguous()?
-        } else {
-            x.clone()
-        };
+        let queries = crate::nn::query_positions(x, first_token_only)?;
         let attended = self.attention.forward(&queries, x, bias, train)?;
         let sa = self.sa_layer_norm.forward(&(attended + queries)?)?;
         let h = self.act.apply(&self.lin1.forward(&sa)?)?;

@@ -238,6 +238,18 @@ fn linear_grads(g: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> 
     }
     let (out, inp) = w.dims2()?;
     let rows = g.dim(0)?;
+    if g.dim(1)? != out || x.elem_count() != rows * inp {
+        candle_core::bail!(
+            "linear backward: gradient {:?}, input {:?}, weight {:?} do not fit",
+            g.dims(),
+            x.dims(),
+            w.dims()
+        )
+    }
+    if rows * out * inp == 0 {
+        // Nothing to multiply (the gemm would leave its output unwritten).
+        return Ok((x.zeros_like()?, w.zeros_like()?));
+    }
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     let (gs, gl) = g.storage_and_layout();
     let (xs, xl) = x.storage_and_layout();

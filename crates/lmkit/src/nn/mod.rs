@@ -259,7 +259,8 @@ impl Dropout {
         let call = self.rng.counter.fetch_add(1, Ordering::SeqCst);
         let op = ops::DropoutOp {
             base: splitmix64(seed ^ splitmix64(call)),
-            threshold: (self.p * (u32::MAX as f64 + 1.0)) as u64,
+            // p < 1 (checked above), so p * 2^32 fits a u32.
+            threshold: (self.p * (u32::MAX as f64 + 1.0)) as u32,
             scale: 1.0 / (1.0 - self.p),
         };
         if fused_cpu(x) {
@@ -288,6 +289,16 @@ pub fn self_attention(
     let scores = attention_scores(q, k, heads, 1.0 / (d as f64).sqrt())?;
     let probs = dropout.forward_t(&masked_softmax(&scores, bias)?, train)?;
     attention_context(&probs, v)
+}
+
+/// The positions of x (batch, seq, hidden) a layer computes outputs for: all of them, or only
+/// the first when nothing but that token's output is read (a [CLS] classification head).
+pub fn query_positions(x: &Tensor, first_token_only: bool) -> Result<Tensor> {
+    if first_token_only {
+        x.narrow(1, 0, 1)?.contiguous()
+    } else {
+        Ok(x.clone())
+    }
 }
 
 /// Cross-entropy of logits (batch, classes) against integer labels (batch), averaged, as

@@ -502,8 +502,8 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 #[derive(Clone, Copy)]
 pub(crate) struct DropoutOp {
     pub base: u64,
-    /// Elements whose 32-bit draw is below this are dropped (p * 2^32 < 2^32).
-    pub threshold: u64,
+    /// Elements whose 32-bit draw is below this (p * 2^32) are dropped.
+    pub threshold: u32,
     pub scale: f64,
 }
 
@@ -512,13 +512,12 @@ impl DropoutOp {
         let scale = T::from_f64(self.scale);
         let zero = T::from_f64(0.0);
         let (k1, k2) = (self.base as u32, (self.base >> 32) as u32);
-        let threshold = self.threshold as u32;
         let mut out = vec![zero; x.len()];
         out.par_chunks_mut(4096)
             .zip(x.par_chunks(4096))
             .enumerate()
             .for_each(|(c, (o, x))| {
-                T::dropout_chunk(x, o, (c * 4096) as u32, [k1, k2, threshold], scale)
+                T::dropout_chunk(x, o, (c * 4096) as u32, [k1, k2, self.threshold], scale)
             });
         out
     }

@@ -24,14 +24,20 @@ fn distilbert_config(dim: usize, layers: usize) -> Config {
     Config::from_json(&json.to_string(), "test-distilbert/config.json".into()).unwrap()
 }
 
-fn random_classifier(cfg: &Config, dtype: DType) -> AutoModelForSequenceClassification {
-    let tensors: HashMap<String, Tensor> = match &cfg.arch {
-        lmkit::models::ArchConfig::Bert(c) => bert::random_tensors(c, "bert.", 1).unwrap(),
-        lmkit::models::ArchConfig::DistilBert(c) => {
-            distilbert::random_tensors(c, "distilbert.", 1).unwrap()
+/// Random weights of cfg's architecture; `head` puts them under the classifier's body prefix.
+fn random_tensors(cfg: &Config, head: bool, seed: u64) -> HashMap<String, Tensor> {
+    match &cfg.arch {
+        lmkit::models::ArchConfig::Bert(c) => {
+            bert::random_tensors(c, if head { "bert." } else { "" }, seed).unwrap()
         }
-    };
-    let w = Weights::from_tensors(tensors, "random", &Device::Cpu)
+        lmkit::models::ArchConfig::DistilBert(c) => {
+            distilbert::random_tensors(c, if head { "distilbert." } else { "" }, seed).unwrap()
+        }
+    }
+}
+
+fn random_classifier(cfg: &Config, dtype: DType) -> AutoModelForSequenceClassification {
+    let w = Weights::from_tensors(random_tensors(cfg, true, 1), "random", &Device::Cpu)
         .trainable(3)
         .dtype(dtype);
     let labels = vec!["a".into(), "b".into(), "c".into()];
@@ -173,11 +179,7 @@ fn distilbert_gradient_matches_finite_differences() {
 /// not a fit.
 fn first_token_path_matches_full_encoder(cfg: Config) {
     let (x, _) = batch();
-    let tensors = match &cfg.arch {
-        lmkit::models::ArchConfig::Bert(c) => bert::random_tensors(c, "", 5).unwrap(),
-        lmkit::models::ArchConfig::DistilBert(c) => distilbert::random_tensors(c, "", 5).unwrap(),
-    };
-    let w = Weights::from_tensors(tensors, "random", &Device::Cpu)
+    let w = Weights::from_tensors(random_tensors(&cfg, false, 5), "random", &Device::Cpu)
         .trainable(3)
         .dtype(DType::F64);
     let (full, first) = match &cfg.arch {

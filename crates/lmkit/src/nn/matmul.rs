@@ -198,7 +198,9 @@ fn linear_grads(g: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> 
         x: &[T],
         w: &[T],
         (rows, out, inp): (usize, usize, usize),
-    ) -> (Vec<T>, Vec<T>) {
+        x_shape: &Shape,
+        dev: &candle_core::Device,
+    ) -> Result<(Tensor, Tensor)> {
         let mut dx: Vec<T> = Vec::with_capacity(rows * inp);
         let mut dw: Vec<T> = Vec::with_capacity(out * inp);
         let gm = Mat { rs: out, cs: 1 };
@@ -234,7 +236,10 @@ fn linear_grads(g: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> 
             );
             dw.set_len(out * inp);
         }
-        (dx, dw)
+        Ok((
+            Tensor::from_vec(dx, x_shape, dev)?,
+            Tensor::from_vec(dw, (out, inp), dev)?,
+        ))
     }
     let (out, inp) = w.dims2()?;
     let rows = g.dim(0)?;
@@ -261,24 +266,26 @@ fn linear_grads(g: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> 
             candle_core::Storage::Cpu(CpuStorage::F32(gv)),
             candle_core::Storage::Cpu(CpuStorage::F32(xv)),
             candle_core::Storage::Cpu(CpuStorage::F32(wv)),
-        ) => {
-            let (dx, dw) = grads(data(gv, gl)?, data(xv, xl)?, data(wv, wl)?, dims);
-            (
-                Tensor::from_vec(dx, x.shape(), dev)?,
-                Tensor::from_vec(dw, (out, inp), dev)?,
-            )
-        }
+        ) => grads(
+            data(gv, gl)?,
+            data(xv, xl)?,
+            data(wv, wl)?,
+            dims,
+            x.shape(),
+            dev,
+        )?,
         (
             candle_core::Storage::Cpu(CpuStorage::F64(gv)),
             candle_core::Storage::Cpu(CpuStorage::F64(xv)),
             candle_core::Storage::Cpu(CpuStorage::F64(wv)),
-        ) => {
-            let (dx, dw) = grads(data(gv, gl)?, data(xv, xl)?, data(wv, wl)?, dims);
-            (
-                Tensor::from_vec(dx, x.shape(), dev)?,
-                Tensor::from_vec(dw, (out, inp), dev)?,
-            )
-        }
+        ) => grads(
+            data(gv, gl)?,
+            data(xv, xl)?,
+            data(wv, wl)?,
+            dims,
+            x.shape(),
+            dev,
+        )?,
         _ => {
             drop((gs, xs, ws));
             let dx = g.matmul(&w)?.reshape(x.shape())?;

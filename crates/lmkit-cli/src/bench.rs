@@ -253,13 +253,15 @@ pub fn tokenize(model: &str, iters: usize) -> Result<serde_json::Value> {
 }
 
 /// One training step (forward with dropout, cross-entropy, backward, AdamW) of the body
-/// plus a new 6-way head on batch x seq random tokens (no padding).
+/// plus a new 6-way head on batch x seq random tokens (no padding), as `lmkit finetune` runs
+/// it, or with the backward forced through candle's autograd.
 pub fn train(
     src: &Source,
     batch: usize,
     seq: usize,
     dropout: f64,
     iters: usize,
+    autograd: bool,
 ) -> Result<serde_json::Value> {
     use lmkit::models::AutoModelForSequenceClassification;
     let (cfg, w) = src.load(Some(dropout))?;
@@ -276,14 +278,18 @@ pub fn train(
         &Device::Cpu,
     )?;
     let times = time_median(2, iters, || {
-        let loss = lmkit::nn::cross_entropy(&m.forward(&x, true)?, &y)?;
-        let g = lmkit::optim::grads_of(&loss.backward()?, &params);
+        let (_loss, g) = if autograd {
+            m.loss_and_grads_autograd(&x, &y, 1.0, &params)?
+        } else {
+            m.loss_and_grads(&x, &y, 1.0, &params)?
+        };
         opt.step(&g, 5e-5)?;
         Ok(())
     })?;
     let median = times[times.len() / 2];
     Ok(serde_json::json!({
         "impl": "lmkit", "task": "train", "model": src.name(), "batch": batch, "seq": seq, "dropout": dropout,
+        "backward": if autograd { "autograd" } else { "default" },
         "median_s": median, "samples_per_s": batch as f64 / median, "gflop": flops / 1e9,
         "gflop_per_s": flops / 1e9 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
     }))

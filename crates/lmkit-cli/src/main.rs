@@ -274,6 +274,10 @@ enum BenchTask {
         dropout: f64,
         #[arg(long, default_value_t = 5)]
         iters: usize,
+        /// Backward by candle's autograd even where a written-out backward exists (BERT on
+        /// the CPU): to measure what that buys.
+        #[arg(long)]
+        autograd: bool,
         #[arg(long)]
         json: bool,
     },
@@ -538,10 +542,11 @@ fn run(cli: Cli) -> Result<()> {
                 seq,
                 dropout,
                 iters,
+                autograd,
                 json,
             } => {
                 let src = bench::Source::new(model, shape);
-                let r = bench::train(&src, batch, seq, dropout, iters)?;
+                let r = bench::train(&src, batch, seq, dropout, iters, autograd)?;
                 if json {
                     println!("{r}");
                 } else {

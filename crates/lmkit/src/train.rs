@@ -16,7 +16,7 @@ use crate::data::Dataset;
 use crate::metrics::{classification_report, Report};
 use crate::models::AutoModelForSequenceClassification;
 use crate::nn::cross_entropy;
-use crate::optim::{accumulate, clip_grad_norm, grads_of, AdamW, AdamWConfig, Grads, Schedule};
+use crate::optim::{accumulate, clip_grad_norm, AdamW, AdamWConfig, Grads, Schedule};
 
 /// Everything that shapes a run. Defaults are the course's: Adam 5e-5, batch 64, 5 epochs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -357,8 +357,8 @@ pub fn fit(
         let mut acc: Option<Grads> = None;
         for (bi, batch) in all.iter().enumerate().skip(state.step_in_epoch * accum) {
             let labels = batch.labels.as_ref().context("batch without labels")?;
-            let logits = model.forward(&batch.input, true)?;
-            let loss = cross_entropy(&logits, labels)?;
+            let (loss, g) =
+                model.loss_and_grads(&batch.input, labels, 1.0 / accum as f64, &params)?;
             let lv = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !lv.is_finite() {
                 bar.abandon();
@@ -369,7 +369,6 @@ pub fn fit(
                     latest_checkpoint(out_dir).map_or("none".into(), |p| p.display().to_string())
                 );
             }
-            let g = grads_of(&(loss / accum as f64)?.backward()?, &params);
             match &mut acc {
                 None => acc = Some(g),
                 Some(a) => accumulate(a, g)?,

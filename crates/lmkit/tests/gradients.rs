@@ -253,3 +253,62 @@ fn bert_first_token_path_matches_full_encoder() {
 fn distilbert_first_token_path_matches_full_encoder() {
     first_token_path_matches_full_encoder(distilbert_config(8, 2));
 }
+
+/// BERT's written-out backward pass (`loss_and_grads`) gives autograd's loss and gradients, with
+/// dropout on and the same masks (the dropout generator is rewound between the two). In f64
+/// both run the same kernels on the same inputs; they differ only in the order gradients are
+/// summed where paths meet (residuals, q/k/v) and in GELU's derivative being written as its
+/// formula rather than candle's, each a few roundings of 1e-16 relative, so 1e-12 is a
+/// rounding bound.
+#[test]
+fn bert_written_out_backward_matches_autograd() {
+    let cfg = bert_config(8, 2);
+    let model = random_classifier(&cfg, DType::F64);
+    let (x, y) = batch();
+    let params = model.params();
+    let rng = model.weights().dropout_rng();
+    let start = rng.state();
+    let (loss_a, grads_a) = model.loss_and_grads_autograd(&x, &y, 0.5, &params).unwrap();
+    let after_a = rng.state();
+    rng.set_state(start.0, start.1);
+    let (loss_w, grads_w) = model.loss_and_grads(&x, &y, 0.5, &params).unwrap();
+    // Both drew the same masks; dropout was on (training mode's loss is not eval mode's).
+    assert_eq!(rng.state(), after_a);
+    let eval = cross_entropy(&model.forward(&x, false).unwrap(), &y)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let (la, lw) = (
+        loss_a.to_scalar::<f64>().unwrap(),
+        loss_w.to_scalar::<f64>().unwrap(),
+    );
+    assert!(
+        (la - eval).abs() > 1e-6,
+        "dropout was not on: {la} vs {eval}"
+    );
+    assert!((la - lw).abs() < 1e-12, "loss {la} vs {lw}");
+    assert_eq!(grads_a.len(), params.len());
+    for ((name, _), (a, w)) in params.iter().zip(grads_a.iter().zip(&grads_w)) {
+        let (a, w) = (
+            a.as_ref()
+                .unwrap_or_else(|| panic!("{name}: no autograd gradient")),
+            w.as_ref()
+                .unwrap_or_else(|| panic!("{name}: no written-out gradient")),
+        );
+        assert_eq!(a.dims(), w.dims(), "{name}");
+        let max = |t: &Tensor| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let d = max(&(a - w).unwrap());
+        assert!(
+            d <= 1e-12 * (1.0 + max(a)),
+            "{name}: gradients differ by {d} (|grad| up to {})",
+            max(a)
+        );
+    }
+}

@@ -8,6 +8,8 @@ use candle_core::{Module, Result, Tensor, D};
 use serde::Deserialize;
 use tracing::{span, Level, Span};
 
+mod grad;
+
 use crate::nn::{
     attention_bias, self_attention, Activation, Dropout, Embedding, LayerNorm, Linear, Weights,
 };

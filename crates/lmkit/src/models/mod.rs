@@ -272,6 +272,46 @@ impl AutoModelForSequenceClassification {
         }
     }
 
+    /// Training mode's cross-entropy loss on a batch, and `scale` times the gradient of every
+    /// parameter in `params` (scale = 1 / accumulation steps). BERT on the CPU takes its
+    /// written-out backward pass ([`BertForSequenceClassification::loss_and_grads`]: the same
+    /// gradients without autograd's zero-filled accumulators); anything else candle's autograd.
+    pub fn loss_and_grads(
+        &self,
+        x: &ModelInput,
+        labels: &Tensor,
+        scale: f64,
+        params: &[(String, Var)],
+    ) -> candle_core::Result<(Tensor, crate::optim::Grads)> {
+        if let ClassifierArch::Bert(m) = &self.arch {
+            if m.bert.has_written_out_backward() {
+                let (loss, mut g) = m.loss_and_grads(
+                    &x.input_ids,
+                    &x.attention_mask,
+                    x.token_type_ids.as_ref(),
+                    labels,
+                    scale,
+                )?;
+                let grads = params.iter().map(|(_, p)| g.take(p)).collect();
+                return Ok((loss, grads));
+            }
+        }
+        self.loss_and_grads_autograd(x, labels, scale, params)
+    }
+
+    /// [`Self::loss_and_grads`] through candle's autograd, whatever the architecture.
+    pub fn loss_and_grads_autograd(
+        &self,
+        x: &ModelInput,
+        labels: &Tensor,
+        scale: f64,
+        params: &[(String, Var)],
+    ) -> candle_core::Result<(Tensor, crate::optim::Grads)> {
+        let loss = crate::nn::cross_entropy(&self.forward(x, true)?, labels)?;
+        let store = (&loss * scale)?.backward()?;
+        Ok((loss.detach(), crate::optim::grads_of(&store, params)))
+    }
+
     /// Trainable parameters by name (empty unless loaded with a training seed).
     pub fn params(&self) -> Vec<(String, Var)> {
         self.weights.params()

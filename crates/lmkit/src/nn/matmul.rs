@@ -179,14 +179,25 @@ impl CustomOp3 for LinearOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // Detached: gradients must not carry a graph (a weight's would keep the step's whole
-        // forward alive through the optimizer's moments).
-        let out = w.dim(0)?;
-        let g = g.detach().contiguous()?.reshape(((), out))?;
-        let (dx, dw) = linear_grads(&g, &x.detach(), &w.detach())?;
-        let db = column_sum(&g)?;
+        let (dx, dw, db) = linear_backward(x, w, g)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
+}
+
+/// The linear layer's backward: (dx, dW, db) from the gradient `dy` of its output. Shared by
+/// candle's autograd (`LinearOp::bwd`) and the written-out backward passes (`models::bert`).
+pub(crate) fn linear_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    // Detached: gradients must not carry a graph (a weight's would keep the step's whole
+    // forward alive through the optimizer's moments).
+    let out = w.dim(0)?;
+    let g = dy.detach().contiguous()?.reshape(((), out))?;
+    let (dx, dw) = linear_grads(&g, &x.detach(), &w.detach())?;
+    let db = column_sum(&g)?;
+    Ok((dx, dw, db))
 }
 
 /// dx = g W and dW = g^T x, each one gemm straight into a fresh buffer, skipping candle's
@@ -564,16 +575,21 @@ impl CustomOp2 for ScoresOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
-        let bwd = |wrt_q: bool, other: &Tensor| {
-            let op = ScoresBwd {
-                scale: self.scale,
-                wrt_q,
-            };
-            g.apply_op2_no_bwd(other, &op)
-        };
-        Ok((Some(bwd(true, k)?), Some(bwd(false, q)?)))
+        let (dq, dk) = attention_scores_backward(q, k, self.scale, g)?;
+        Ok((Some(dq), Some(dk)))
     }
+}
+
+/// (dq, dk) of [`attention_scores`] from the gradient `g` of the scores.
+pub(crate) fn attention_scores_backward(
+    q: &Tensor,
+    k: &Tensor,
+    scale: f64,
+    g: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let g = g.contiguous()?;
+    let bwd = |wrt_q: bool, other: &Tensor| g.apply_op2_no_bwd(other, &ScoresBwd { scale, wrt_q });
+    Ok((bwd(true, k)?, bwd(false, q)?))
 }
 
 /// Attention scores `scale * q k^T` per head, (batch, heads, sq, sk), from projections q
@@ -736,18 +752,28 @@ impl CustomOp2 for ContextOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
-        let heads = p.dim(1)?;
-        let dp = g.apply_op2_no_bwd(v, &ContextBwd { heads, wrt_p: true })?;
-        let dv = g.apply_op2_no_bwd(
-            p,
-            &ContextBwd {
-                heads,
-                wrt_p: false,
-            },
-        )?;
+        let (dp, dv) = attention_context_backward(p, v, g)?;
         Ok((Some(dp), Some(dv)))
     }
+}
+
+/// (dp, dv) of [`attention_context`] from the gradient `g` of the context.
+pub(crate) fn attention_context_backward(
+    p: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let g = g.contiguous()?;
+    let heads = p.dim(1)?;
+    let dp = g.apply_op2_no_bwd(v, &ContextBwd { heads, wrt_p: true })?;
+    let dv = g.apply_op2_no_bwd(
+        p,
+        &ContextBwd {
+            heads,
+            wrt_p: false,
+        },
+    )?;
+    Ok((dp, dv))
 }
 
 /// The attention context `p v` per head, (batch, sq, heads * d), from probabilities

@@ -105,6 +105,33 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// The forward pass without recording a graph (the weights are `Var`s in training), for a
+    /// written-out backward pass.
+    pub(crate) fn forward_nograd(&self, x: &Tensor) -> Result<Tensor> {
+        linear(
+            x,
+            &self.weight.detach(),
+            self.bias.as_ref().map(Tensor::detach).as_ref(),
+        )
+    }
+
+    /// dx from the gradient `dy` of the output for input `x`; dW and db go to `grads`.
+    pub(crate) fn backward(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        grads: &mut ParamGrads,
+    ) -> Result<Tensor> {
+        let (dx, dw, db) = matmul::linear_backward(x, &self.weight, dy)?;
+        grads.add(&self.weight, dw)?;
+        if let Some(b) = &self.bias {
+            grads.add(b, db)?;
+        }
+        Ok(dx)
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         linear(x, &self.weight, self.bias.as_ref())
@@ -122,6 +149,24 @@ impl Embedding {
         Ok(Self {
             weight: w.get((num, dim), "weight")?,
         })
+    }
+}
+
+impl Embedding {
+    pub(crate) fn forward_nograd(&self, ids: &Tensor) -> Result<Tensor> {
+        Embedding {
+            weight: self.weight.detach(),
+        }
+        .forward(ids)
+    }
+
+    /// The table's gradient from the gradient `dy` (ids' shape + (dim,)) of the looked-up rows:
+    /// each row's gradient added into its id's row.
+    pub(crate) fn backward(&self, ids: &Tensor, dy: &Tensor, grads: &mut ParamGrads) -> Result<()> {
+        let dim = self.weight.dim(1)?;
+        let dy = dy.reshape(((), dim))?;
+        let table = self.weight.zeros_like()?;
+        grads.add(&self.weight, table.index_add(&ids.flatten_all()?, &dy, 0)?)
     }
 }
 
@@ -156,6 +201,25 @@ impl LayerNorm {
             bias: w.get(dim, "bias")?,
             eps,
         })
+    }
+}
+
+impl LayerNorm {
+    pub(crate) fn forward_nograd(&self, x: &Tensor) -> Result<Tensor> {
+        layer_norm(x, &self.weight.detach(), &self.bias.detach(), self.eps)
+    }
+
+    /// dx from the gradient `dy` of the output for input `x`; dweight and dbias go to `grads`.
+    pub(crate) fn backward(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        grads: &mut ParamGrads,
+    ) -> Result<Tensor> {
+        let (dx, dw, db) = ops::layer_norm_backward(x, &self.weight, self.eps, dy)?;
+        grads.add(&self.weight, dw)?;
+        grads.add(&self.bias, db)?;
+        Ok(dx)
     }
 }
 
@@ -248,20 +312,36 @@ impl Dropout {
         Self { p, rng }
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// The next call's mask, or None when nothing is dropped (eval mode, p = 0).
+    fn draw(&self, train: bool) -> Result<Option<ops::DropoutOp>> {
         if !train || self.p == 0.0 {
-            return Ok(x.clone());
+            return Ok(None);
         }
         if !(0.0..1.0).contains(&self.p) {
             candle_core::bail!("dropout probability must be in [0, 1), got {}", self.p)
         }
         let (seed, _) = self.rng.state();
         let call = self.rng.counter.fetch_add(1, Ordering::SeqCst);
-        let op = ops::DropoutOp {
+        Ok(Some(ops::DropoutOp {
             base: splitmix64(seed ^ splitmix64(call)),
             // p < 1 (checked above), so p * 2^32 fits a u32.
             threshold: (self.p * (u32::MAX as f64 + 1.0)) as u32,
             scale: 1.0 / (1.0 - self.p),
+        }))
+    }
+
+    /// For a written-out backward pass (CPU, f32/f64): the output without a graph, and the mask
+    /// drawn (None if none), whose [`DropMask::backward`] applies it to the output's gradient.
+    pub(crate) fn forward_nograd(&self, x: &Tensor, train: bool) -> Result<(Tensor, DropMask)> {
+        match self.draw(train)? {
+            None => Ok((x.clone(), DropMask(None))),
+            Some(op) => Ok((x.contiguous()?.apply_op1_no_bwd(&op)?, DropMask(Some(op)))),
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let Some(op) = self.draw(train)? else {
+            return Ok(x.clone());
         };
         if fused_cpu(x) {
             return x.contiguous()?.apply_op1(op);
@@ -270,6 +350,38 @@ impl Dropout {
         let ones = Tensor::ones(x.shape(), DType::F32, &candle_core::Device::Cpu)?;
         let mask = ones.apply_op1_no_bwd(&op)?.to_device(x.device())?;
         x * mask.to_dtype(x.dtype())?
+    }
+}
+
+/// The mask one dropout call drew (None: nothing was dropped).
+pub(crate) struct DropMask(Option<ops::DropoutOp>);
+
+impl DropMask {
+    pub(crate) fn backward(&self, grad: Tensor) -> Result<Tensor> {
+        match &self.0 {
+            None => Ok(grad),
+            Some(op) => op.backward(&grad),
+        }
+    }
+}
+
+/// Gradients by parameter, as the written-out backward passes (`models::bert`) produce them:
+/// each is stored once, and added to only when a parameter is used twice.
+#[derive(Default)]
+pub struct ParamGrads(std::collections::HashMap<candle_core::TensorId, Tensor>);
+
+impl ParamGrads {
+    pub fn add(&mut self, param: &Tensor, grad: Tensor) -> Result<()> {
+        use std::collections::hash_map::Entry;
+        match self.0.entry(param.id()) {
+            Entry::Vacant(e) => _ = e.insert(grad),
+            Entry::Occupied(mut e) => *e.get_mut() = (e.get() + grad)?,
+        }
+        Ok(())
+    }
+
+    pub fn take(&mut self, param: &Tensor) -> Option<Tensor> {
+        self.0.remove(&param.id())
     }
 }
 

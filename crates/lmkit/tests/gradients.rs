@@ -254,15 +254,13 @@ fn distilbert_first_token_path_matches_full_encoder() {
     first_token_path_matches_full_encoder(distilbert_config(8, 2));
 }
 
-/// BERT's written-out backward pass (`loss_and_grads`) gives autograd's loss and gradients, with
+/// The written-out backward pass (`loss_and_grads`) gives autograd's loss and gradients, with
 /// dropout on and the same masks (the dropout generator is rewound between the two). In f64
 /// both run the same kernels on the same inputs; they differ only in the order gradients are
 /// summed where paths meet (residuals, q/k/v) and in GELU's derivative being written as its
 /// formula rather than candle's, each a few roundings of 1e-16 relative, so 1e-12 is a
 /// rounding bound.
-#[test]
-fn bert_written_out_backward_matches_autograd() {
-    let cfg = bert_config(8, 2);
+fn written_out_backward_matches_autograd(cfg: Config) {
     let model = random_classifier(&cfg, DType::F64);
     let (x, y) = batch();
     let params = model.params();
@@ -311,4 +309,14 @@ fn bert_written_out_backward_matches_autograd() {
             max(a)
         );
     }
+}
+
+#[test]
+fn bert_written_out_backward_matches_autograd() {
+    written_out_backward_matches_autograd(bert_config(8, 2));
+}
+
+#[test]
+fn distilbert_written_out_backward_matches_autograd() {
+    written_out_backward_matches_autograd(distilbert_config(8, 2));
 }

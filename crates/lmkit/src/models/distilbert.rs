@@ -4,6 +4,8 @@
 //! `pre_classifier`, `classifier`), with or without the `distilbert.` prefix. Unlike candle's
 //! version, the attention mask is the usual one (1 = attend) and dropout is real in training.
 
+mod grad;
+
 use candle_core::{Module, Result, Tensor};
 use serde::Deserialize;
 use tracing::{span, Level, Span};

@@ -273,9 +273,9 @@ impl AutoModelForSequenceClassification {
     }
 
     /// Training mode's cross-entropy loss on a batch, and `scale` times the gradient of every
-    /// parameter in `params` (scale = 1 / accumulation steps). BERT on the CPU takes its
-    /// written-out backward pass ([`BertForSequenceClassification::loss_and_grads`]: the same
-    /// gradients without autograd's zero-filled accumulators); anything else candle's autograd.
+    /// parameter in `params` (scale = 1 / accumulation steps). BERT and DistilBERT on the CPU take
+    /// their written-out backward pass (`crate::nn::backward`: the same gradients without
+    /// autograd's zero-filled accumulators); anything else candle's autograd.
     pub fn loss_and_grads(
         &self,
         x: &ModelInput,
@@ -283,20 +283,25 @@ impl AutoModelForSequenceClassification {
         scale: f64,
         params: &[(String, Var)],
     ) -> candle_core::Result<(Tensor, crate::optim::Grads)> {
-        if let ClassifierArch::Bert(m) = &self.arch {
-            if m.bert.has_written_out_backward() {
-                let (loss, mut g) = m.loss_and_grads(
+        let written_out = match &self.arch {
+            ClassifierArch::Bert(m) if m.bert.has_written_out_backward() => {
+                Some(m.loss_and_grads(
                     &x.input_ids,
                     &x.attention_mask,
                     x.token_type_ids.as_ref(),
                     labels,
                     scale,
-                )?;
-                let grads = params.iter().map(|(_, p)| g.take(p)).collect();
-                return Ok((loss, grads));
+                )?)
             }
+            ClassifierArch::DistilBert(m) if m.distilbert.has_written_out_backward() => {
+                Some(m.loss_and_grads(&x.input_ids, &x.attention_mask, labels, scale)?)
+            }
+            _ => None,
+        };
+        match written_out {
+            Some((loss, mut g)) => Ok((loss, params.iter().map(|(_, p)| g.take(p)).collect())),
+            None => self.loss_and_grads_autograd(x, labels, scale, params),
         }
-        self.loss_and_grads_autograd(x, labels, scale, params)
     }
 
     /// [`Self::loss_and_grads`] through candle's autograd, whatever the architecture.

@@ -48,6 +48,7 @@ macro_rules! dispatch3 {
     };
 }
 
+pub(crate) mod backward;
 pub mod matmul;
 pub mod ops;
 pub mod weights;

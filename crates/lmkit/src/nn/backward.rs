@@ -14,10 +14,10 @@
 use candle_core::{Result, Tensor, D};
 
 use super::matmul::{attention_context_backward, attention_scores_backward};
-use super::ops::{gelu_erf_backward, softmax_backward};
+use super::ops::{gelu_erf_with_grad, softmax_backward};
 use super::{
-    attention_context, attention_scores, gelu_erf, masked_softmax, query_positions, Activation,
-    DropMask, Dropout, LayerNorm, Linear, ParamGrads,
+    attention_context, attention_scores, masked_softmax, query_positions, Activation, DropMask,
+    Dropout, LayerNorm, Linear, ParamGrads,
 };
 
 /// The modules of one post-LN encoder layer, borrowed from a model:
@@ -55,7 +55,8 @@ pub(crate) struct EncoderLayerCache {
     out_drop: DropMask,
     attention_sum: Tensor,
     a: Tensor,
-    pre_act: Tensor,
+    /// GELU's derivative at its input, kept instead of the input.
+    act_grad: Tensor,
     act: Tensor,
     ffn_drop: DropMask,
     output_sum: Tensor,
@@ -100,7 +101,7 @@ impl EncoderLayerParts<'_> {
         let attention_sum = (out + &queries)?;
         let a = self.attention_norm.forward_nograd(&attention_sum)?;
         let pre_act = self.intermediate.forward_nograd(&a)?;
-        let act = gelu_erf(&pre_act)?;
+        let (act, act_grad) = gelu_erf_with_grad(&pre_act)?;
         let out = self.ffn_output.forward_nograd(&act)?;
         let (out, ffn_drop) = self.ffn_dropout.forward_nograd(&out, true)?;
         let output_sum = (out + &a)?;
@@ -119,7 +120,7 @@ impl EncoderLayerParts<'_> {
             out_drop,
             attention_sum,
             a,
-            pre_act,
+            act_grad,
             act,
             ffn_drop,
             output_sum,
@@ -139,7 +140,7 @@ impl EncoderLayerParts<'_> {
         let doutput_sum = self.output_norm.backward(&c.output_sum, dy, g)?;
         let dout = c.ffn_drop.backward(doutput_sum.clone())?;
         let dact = self.ffn_output.backward(&c.act, &dout, g)?;
-        let dpre = gelu_erf_backward(&c.pre_act, &dact)?;
+        let dpre = (dact * &c.act_grad)?;
         let da = (self.intermediate.backward(&c.a, &dpre, g)? + doutput_sum)?;
         // Attention block.
         let dattention_sum = self.attention_norm.backward(&c.attention_sum, &da, g)?;

@@ -477,11 +477,46 @@ pub(crate) fn gelu_erf_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         return x.contiguous()?.apply_op2_no_bwd(&g.contiguous()?, &GeluBwd);
     }
-    let (x, g) = (x.detach(), g.detach());
-    let cdf = ((&x * std::f64::consts::FRAC_1_SQRT_2)?.erf()? + 1.0)? * 0.5;
-    let pdf = (x.sqr()? * -0.5)?.exp()?
-        * (0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2);
-    g * (cdf? + (x * pdf?)?)?
+    g.detach() * gelu_erf_derivative(&x.detach())?
+}
+
+/// Phi(x) + x * phi(x), composed from tensor ops.
+fn gelu_erf_derivative(x: &Tensor) -> Result<Tensor> {
+    use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
+    let cdf = ((x * FRAC_1_SQRT_2)?.erf()? + 1.0)? * 0.5;
+    // 1 / sqrt(2 pi) = (2 / sqrt(pi)) / (2 sqrt(2)).
+    let pdf = (x.sqr()? * -0.5)?.exp()? * (0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2);
+    cdf? + (x * pdf?)?
+}
+
+/// GELU (erf) and its derivative, (output, derivative), without a graph: for a written-out
+/// backward pass, which keeps the derivative instead of the input and multiplies it into the
+/// gradient. f32 on the CPU in one pass and one exp per element.
+pub(crate) fn gelu_erf_with_grad(x: &Tensor) -> Result<(Tensor, Tensor)> {
+    if !(x.device().is_cpu() && x.dtype() == DType::F32) {
+        let x = x.detach();
+        return Ok((x.gelu_erf()?, gelu_erf_derivative(&x)?));
+    }
+    let x = x.contiguous()?;
+    let (s, l) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(CpuStorage::F32(v)) = &*s else {
+        candle_core::bail!("gelu: f32 CPU tensor expected")
+    };
+    let (v, _) = rows(v, l)?;
+    let n = v.len();
+    let mut out = vec![0f32; 2 * n];
+    let (y, d) = out.split_at_mut(n);
+    y.par_chunks_mut(8192)
+        .zip(d.par_chunks_mut(8192))
+        .zip(v.par_chunks(8192))
+        .for_each(|((y, d), v)| fast::gelu_with_grad(v, y, d));
+    drop(s);
+    // One buffer, two contiguous views of it.
+    let packed = Tensor::from_vec(out, 2 * n, x.device())?;
+    Ok((
+        packed.narrow(0, 0, n)?.reshape(x.shape())?,
+        packed.narrow(0, n, n)?.reshape(x.shape())?,
+    ))
 }
 
 /// dx = g * (Phi(x) + x * phi(x)).
@@ -673,6 +708,23 @@ pub(crate) mod fast {
         }
     }
 
+    /// GELU and its derivative in one pass: erf's exp(-x^2 / 2) is also phi(x)'s, so one exp
+    /// gives both (the forward and the backward pass each took their own, three in all).
+    #[inline(always)]
+    fn gelu_with_grad_generic(x: &[f32], out: &mut [f32], grad: &mut [f32]) {
+        for ((o, d), &v) in out.iter_mut().zip(grad.iter_mut()).zip(x) {
+            let a = (v * FRAC_1_SQRT_2).abs();
+            let t = 1.0 / (1.0 + 0.327_591_1 * a);
+            let poly = t
+                * (0.254_829_6
+                    + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+            let e = exp(-a * a);
+            let cdf = 0.5 * (1.0 + (1.0 - poly * e).copysign(v));
+            *o = v * cdf;
+            *d = cdf + v * (FRAC_1_SQRT_2PI * e);
+        }
+    }
+
     #[inline(always)]
     fn gelu_grad_generic(x: &[f32], g: &[f32], out: &mut [f32]) {
         for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
@@ -768,6 +820,7 @@ pub(crate) mod fast {
     }
     avx2_or_baseline!(dropout, dropout_generic, (x: &[f32], out: &mut [f32], start: u32, keys: [u32; 3], scale: f32));
     avx2_or_baseline!(gelu_grad, gelu_grad_generic, (x: &[f32], g: &[f32], out: &mut [f32]));
+    avx2_or_baseline!(gelu_with_grad, gelu_with_grad_generic, (x: &[f32], out: &mut [f32], grad: &mut [f32]));
 }
 
 #[cfg(test)]
@@ -934,7 +987,11 @@ mod fused_tests {
         let var = Var::from_tensor(&x)?;
         let g = gelu_erf(&var)?.sum_all()?.backward()?;
         let dy = g.get(&var).unwrap().to_vec1::<f32>()?;
-        for ((&xv, &yv), &dv) in xs.iter().zip(&y).zip(&dy) {
+        // The one-pass output + derivative of the written-out backward, to the same bounds.
+        let (y1, d1) = gelu_erf_with_grad(&x)?;
+        let (y1, d1) = (y1.to_vec1::<f32>()?, d1.to_vec1::<f32>()?);
+        let pairs = y.iter().zip(&dy).chain(y1.iter().zip(&d1));
+        for (&xv, (&yv, &dv)) in xs.iter().cycle().zip(pairs) {
             let x64 = xv as f64;
             let cdf = 0.5 * (1.0 + erf64(x64 / std::f64::consts::SQRT_2));
             let want = x64 * cdf;

@@ -102,12 +102,7 @@ impl BertEmbeddings {
 
     pub fn forward(&self, ids: &Tensor, token_type_ids: &Tensor, train: bool) -> Result<Tensor> {
         let _g = self.span.enter();
-        let (_b, s) = ids.dims2()?;
-        let max = self.position_embeddings.weight.dim(0)?;
-        if s > max {
-            candle_core::bail!("sequence of {s} tokens is longer than the model's {max} positions; truncate the input")
-        }
-        let pos = Tensor::arange(0u32, s as u32, ids.device())?.unsqueeze(0)?;
+        let pos = self.position_embeddings.positions(ids)?;
         let x = self
             .word_embeddings
             .forward(ids)?

@@ -104,9 +104,7 @@ impl Linear {
         let bias = Some(w.get_or_init(out_dim, "bias", Init::Zeros)?);
         Ok(Self { weight, bias })
     }
-}
 
-impl Linear {
     /// The forward pass without recording a graph (the weights are `Var`s in training), for a
     /// written-out backward pass.
     pub(crate) fn forward_nograd(&self, x: &Tensor) -> Result<Tensor> {
@@ -151,14 +149,32 @@ impl Embedding {
             weight: w.get((num, dim), "weight")?,
         })
     }
-}
 
-impl Embedding {
     pub(crate) fn forward_nograd(&self, ids: &Tensor) -> Result<Tensor> {
         Embedding {
             weight: self.weight.detach(),
         }
         .forward(ids)
+    }
+
+    /// For a position table: the ids 0..seq as (1, seq) for token ids (batch, seq), or an
+    /// error when the sequence is longer than the table.
+    pub fn positions(&self, ids: &Tensor) -> Result<Tensor> {
+        let (_b, s) = ids.dims2()?;
+        let max = self.weight.dim(0)?;
+        if s > max {
+            candle_core::bail!("sequence of {s} tokens is longer than the model's {max} positions; truncate the input")
+        }
+        Tensor::arange(0u32, s as u32, ids.device())?.unsqueeze(0)
+    }
+
+    /// A position table's gradient from that of its rows broadcast over a batch, dy
+    /// (batch, seq, dim): position p's row is used once per sequence, so its gradient is the
+    /// sum over the batch.
+    pub(crate) fn backward_positions(&self, dy: &Tensor, grads: &mut ParamGrads) -> Result<()> {
+        let s = dy.dim(1)?;
+        let pos = Tensor::arange(0u32, s as u32, dy.device())?;
+        self.backward(&pos, &dy.sum(0)?, grads)
     }
 
     /// The table's gradient from the gradient `dy` (ids' shape + (dim,)) of the looked-up rows:
@@ -203,9 +219,7 @@ impl LayerNorm {
             eps,
         })
     }
-}
 
-impl LayerNorm {
     pub(crate) fn forward_nograd(&self, x: &Tensor) -> Result<Tensor> {
         layer_norm(x, &self.weight.detach(), &self.bias.detach(), self.eps)
     }

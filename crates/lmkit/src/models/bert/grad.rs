@@ -20,12 +20,7 @@ struct EmbeddingsCache {
 impl BertEmbeddings {
     fn forward_cached(&self, ids: &Tensor, tt: &Tensor) -> Result<(Tensor, EmbeddingsCache)> {
         let _g = self.span.enter();
-        let (_b, s) = ids.dims2()?;
-        let max = self.position_embeddings.weight.dim(0)?;
-        if s > max {
-            candle_core::bail!("sequence of {s} tokens is longer than the model's {max} positions; truncate the input")
-        }
-        let pos = Tensor::arange(0u32, s as u32, ids.device())?.unsqueeze(0)?;
+        let pos = self.position_embeddings.positions(ids)?;
         let summed = self
             .word_embeddings
             .forward_nograd(ids)?
@@ -49,10 +44,7 @@ impl BertEmbeddings {
         self.word_embeddings.backward(&c.ids, &d, g)?;
         self.token_type_embeddings
             .backward(&c.token_type_ids, &d, g)?;
-        // Position p's row is used once per sequence: its gradient is the sum over the batch.
-        let s = d.dim(1)?;
-        let pos = Tensor::arange(0u32, s as u32, d.device())?;
-        self.position_embeddings.backward(&pos, &d.sum(0)?, g)
+        self.position_embeddings.backward_positions(&d, g)
     }
 }
 

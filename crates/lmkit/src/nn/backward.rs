@@ -165,6 +165,12 @@ impl EncoderLayerParts<'_> {
     }
 }
 
+/// Whether a model can take the written-out backward: the fused CPU kernels (f32/f64 on the
+/// CPU, judged by its word embeddings) and a supported activation in every layer.
+pub(crate) fn supported(word_embeddings: &Tensor, layers: &[EncoderLayerParts<'_>]) -> bool {
+    super::fused_cpu(word_embeddings) && layers.iter().all(EncoderLayerParts::supported)
+}
+
 /// Runs `layers` forward in training mode, the last on the first token only (all a
 /// classification head reads), keeping each layer's cache.
 pub(crate) fn encoder_forward(

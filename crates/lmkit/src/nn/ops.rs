@@ -693,12 +693,19 @@ pub(crate) mod fast {
     /// vectorised CPU `erf`.
     #[inline(always)]
     pub fn erf(x: f32) -> f32 {
+        erf_and_exp(x).0
+    }
+
+    /// (erf(x), exp(-x^2)): the formula's exp, which GELU's derivative reuses as phi's.
+    #[inline(always)]
+    fn erf_and_exp(x: f32) -> (f32, f32) {
         let a = x.abs();
         let t = 1.0 / (1.0 + 0.327_591_1 * a);
         let poly = t
             * (0.254_829_6
                 + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-        (1.0 - poly * exp(-a * a)).copysign(x)
+        let e = exp(-a * a);
+        ((1.0 - poly * e).copysign(x), e)
     }
 
     #[inline(always)]
@@ -713,13 +720,8 @@ pub(crate) mod fast {
     #[inline(always)]
     fn gelu_with_grad_generic(x: &[f32], out: &mut [f32], grad: &mut [f32]) {
         for ((o, d), &v) in out.iter_mut().zip(grad.iter_mut()).zip(x) {
-            let a = (v * FRAC_1_SQRT_2).abs();
-            let t = 1.0 / (1.0 + 0.327_591_1 * a);
-            let poly = t
-                * (0.254_829_6
-                    + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-            let e = exp(-a * a);
-            let cdf = 0.5 * (1.0 + (1.0 - poly * e).copysign(v));
+            let (erf, e) = erf_and_exp(v * FRAC_1_SQRT_2);
+            let cdf = 0.5 * (1.0 + erf);
             *o = v * cdf;
             *d = cdf + v * (FRAC_1_SQRT_2PI * e);
         }

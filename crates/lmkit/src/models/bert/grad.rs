@@ -73,8 +73,8 @@ impl BertModel {
     /// Whether [`BertForSequenceClassification::loss_and_grads`] can run this model: fused CPU
     /// kernels (f32/f64 on the CPU) and the erf GELU that every BERT checkpoint here uses.
     pub(crate) fn has_written_out_backward(&self) -> bool {
-        crate::nn::fused_cpu(&self.embeddings.word_embeddings.weight)
-            && self.layers.iter().all(|l| l.parts().supported())
+        let layers: Vec<_> = self.layers.iter().map(BertLayer::parts).collect();
+        crate::nn::backward::supported(&self.embeddings.word_embeddings.weight, &layers)
     }
 }
 

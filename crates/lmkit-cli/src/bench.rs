@@ -154,9 +154,18 @@ pub fn encoder_flops(arch: &ArchConfig, batch: usize, seq: usize) -> f64 {
 }
 
 /// Encoder inference (forward without gradients) on batch x seq tokens, plus mean pooling.
-pub fn infer(src: &Source, batch: usize, seq: usize, iters: usize) -> Result<serde_json::Value> {
+pub fn infer(
+    src: &Source,
+    batch: usize,
+    seq: usize,
+    iters: usize,
+    int8: bool,
+) -> Result<serde_json::Value> {
     let (cfg, w) = src.load(None)?;
-    let m = lmkit::models::Encoder::load(&w, &cfg.arch)?;
+    let mut m = lmkit::models::Encoder::load(&w, &cfg.arch)?;
+    if int8 {
+        m.quantize_int8()?;
+    }
     let x = random_input(vocab_size(&cfg.arch), batch, seq)?;
     let times = time_median(2, iters, || {
         let h = m.forward(&x, false)?;
@@ -168,6 +177,7 @@ pub fn infer(src: &Source, batch: usize, seq: usize, iters: usize) -> Result<ser
     let gflop = encoder_flops(&cfg.arch, batch, seq) / 1e9;
     Ok(serde_json::json!({
         "impl": "lmkit", "task": "infer", "model": src.name(), "batch": batch, "seq": seq,
+        "precision": if int8 { "int8" } else { "fp32" },
         "threads": rayon_threads(), "median_s": median, "samples_per_s": batch as f64 / median,
         "gflop": gflop, "gflop_per_s": gflop / median,
         "times_s": times, "peak_rss_mib": peak_rss_mib(),

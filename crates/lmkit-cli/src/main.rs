@@ -303,6 +303,9 @@ enum BenchTask {
         seq: usize,
         #[arg(long, default_value_t = 10)]
         iters: usize,
+        /// int8 encoder projections (weights per channel, activations per token; nn::int8).
+        #[arg(long)]
+        int8: bool,
         /// One JSON object: samples_per_s, median_s, peak_rss_mib, ...
         #[arg(long)]
         json: bool,
@@ -652,16 +655,18 @@ fn run(cli: Cli) -> Result<()> {
                 batch,
                 seq,
                 iters,
+                int8,
                 json,
             } => {
                 let src = bench::Source::new(model, shape);
-                let r = bench::infer(&src, batch, seq, iters)?;
+                let r = bench::infer(&src, batch, seq, iters, int8)?;
                 if json {
                     println!("{r}");
                 } else {
                     println!(
-                        "infer {}: batch {batch} x {seq}: {:.1} samples/s (median {:.3} s, {:.1} GFLOP/s), peak RSS {:.0} MiB",
+                        "infer {}{}: batch {batch} x {seq}: {:.1} samples/s (median {:.3} s, {:.1} GFLOP/s), peak RSS {:.0} MiB",
                         r["model"].as_str().unwrap_or(""),
+                        if int8 { " (int8)" } else { "" },
                         r["samples_per_s"].as_f64().unwrap_or(0.0),
                         r["median_s"].as_f64().unwrap_or(0.0),
                         r["gflop_per_s"].as_f64().unwrap_or(0.0),

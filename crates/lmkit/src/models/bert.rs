@@ -271,6 +271,25 @@ impl BertModel {
         })
     }
 
+    /// int8 weights for every encoder projection (`nn::int8`), for inference. The embeddings,
+    /// pooler and head stay f32: they are under 1% of the work.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        for l in &mut self.layers {
+            let a = &mut l.attention;
+            for lin in [
+                &mut a.query,
+                &mut a.key,
+                &mut a.value,
+                &mut a.output,
+                &mut l.intermediate,
+                &mut l.output,
+            ] {
+                lin.quantize_int8()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Last hidden state (batch, seq, hidden).
     pub fn forward(
         &self,

@@ -207,6 +207,25 @@ impl DistilBertModel {
         })
     }
 
+    /// int8 weights for every block's projections (`nn::int8`), for inference; as
+    /// `BertModel::quantize_int8`.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        for l in &mut self.layers {
+            let a = &mut l.attention;
+            for lin in [
+                &mut a.q_lin,
+                &mut a.k_lin,
+                &mut a.v_lin,
+                &mut a.out_lin,
+                &mut l.lin1,
+                &mut l.lin2,
+            ] {
+                lin.quantize_int8()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Last hidden state (batch, seq, dim); `attention_mask` is 1 for tokens, 0 for padding.
     pub fn forward(
         &self,

@@ -122,6 +122,15 @@ impl Encoder {
         })
     }
 
+    /// int8 encoder projections for inference (`nn::int8`).
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        match self {
+            Self::Bert(m) => m.quantize_int8()?,
+            Self::DistilBert(m) => m.quantize_int8()?,
+        }
+        Ok(())
+    }
+
     /// Last hidden state (batch, seq, hidden).
     pub fn forward(&self, x: &ModelInput, train: bool) -> candle_core::Result<Tensor> {
         match self {
@@ -163,6 +172,12 @@ impl AutoModel {
 
     pub fn forward(&self, x: &ModelInput) -> Result<Tensor> {
         Ok(self.encoder.forward(x, false)?)
+    }
+
+    /// int8 encoder projections for inference (`nn::int8`); see the README for what it costs
+    /// in accuracy and buys in speed.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.encoder.quantize_int8()
     }
 }
 
@@ -257,6 +272,19 @@ impl AutoModelForSequenceClassification {
             labels,
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// int8 encoder projections for inference (`nn::int8`). Refused for a model loaded for
+    /// training: the int8 copy is taken once and would not follow the updates.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        if !self.params().is_empty() {
+            bail!("int8 is for inference: quantize a trained model after loading it for prediction, not one loaded for training")
+        }
+        match &mut self.arch {
+            ClassifierArch::Bert(m) => m.bert.quantize_int8()?,
+            ClassifierArch::DistilBert(m) => m.distilbert.quantize_int8()?,
+        }
+        Ok(())
     }
 
     /// Logits (batch, num_labels).

@@ -75,10 +75,7 @@ impl RmsNorm {
 }
 
 fn linear(w: &Weights, name: &str, i: usize, o: usize) -> Result<Linear> {
-    Ok(Linear {
-        weight: w.pp(name).get((o, i), "weight")?,
-        bias: None,
-    })
+    Ok(Linear::new(w.pp(name).get((o, i), "weight")?, None))
 }
 
 /// `T5Attention` (self- or cross-), with the relative-position table in the first block.

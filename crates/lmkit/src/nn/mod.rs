@@ -49,6 +49,7 @@ macro_rules! dispatch3 {
 }
 
 pub(crate) mod backward;
+pub mod int8;
 pub mod matmul;
 pub mod ops;
 pub mod weights;
@@ -88,6 +89,8 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// An int8 copy for inference ([`Self::quantize_int8`]); f32 CPU inputs go through it.
+    pub int8: Option<Arc<int8::QuantizedLinear>>,
 }
 
 impl Linear {
@@ -95,14 +98,32 @@ impl Linear {
     pub fn load(w: &Weights, in_dim: usize, out_dim: usize) -> Result<Self> {
         let weight = w.get((out_dim, in_dim), "weight")?;
         let bias = Some(w.get(out_dim, "bias")?);
-        Ok(Self { weight, bias })
+        Ok(Self::new(weight, bias))
+    }
+
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            weight,
+            bias,
+            int8: None,
+        }
+    }
+
+    /// From now on f32 inputs on the CPU take int8 weights and activations (`nn::int8`).
+    /// For inference only: the int8 copy is taken now and would not follow training.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.int8 = Some(int8::QuantizedLinear::new(
+            &self.weight,
+            self.bias.as_ref(),
+        )?);
+        Ok(())
     }
 
     /// A new layer initialised as transformers does: normal(0, std) weights, zero bias.
     pub fn load_or_init(w: &Weights, in_dim: usize, out_dim: usize, std: f64) -> Result<Self> {
         let weight = w.get_or_init((out_dim, in_dim), "weight", Init::Normal(std))?;
         let bias = Some(w.get_or_init(out_dim, "bias", Init::Zeros)?);
-        Ok(Self { weight, bias })
+        Ok(Self::new(weight, bias))
     }
 
     /// The forward pass without recording a graph (the weights are `Var`s in training), for a
@@ -133,6 +154,11 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(q) = &self.int8 {
+            if q.takes(x) {
+                return q.forward(x);
+            }
+        }
         linear(x, &self.weight, self.bias.as_ref())
     }
 }

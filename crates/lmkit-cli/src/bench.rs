@@ -307,7 +307,13 @@ pub fn train(
 
 /// The sentiment pipeline end to end (tokenize, batch by length, forward, softmax) on the
 /// first `n` emotion test texts; `model` is any sequence-classification folder or id.
-pub fn pipeline(model: &str, n: usize, batch: usize, iters: usize) -> Result<serde_json::Value> {
+pub fn pipeline(
+    model: &str,
+    n: usize,
+    batch: usize,
+    iters: usize,
+    int8: bool,
+) -> Result<serde_json::Value> {
     let d = lmkit::data::load_dataset("emotion")?;
     let texts: Vec<String> = d
         .split("test")?
@@ -317,6 +323,9 @@ pub fn pipeline(model: &str, n: usize, batch: usize, iters: usize) -> Result<ser
         .to_vec();
     let mut p = lmkit::pipelines::TextClassificationPipeline::new(model)?;
     p.batch_size = batch;
+    if int8 {
+        p.model.quantize_int8()?;
+    }
     let times = time_median(1, iters, || {
         let out = p.call(&texts)?;
         anyhow::ensure!(out.len() == texts.len());
@@ -325,6 +334,7 @@ pub fn pipeline(model: &str, n: usize, batch: usize, iters: usize) -> Result<ser
     let median = times[times.len() / 2];
     Ok(serde_json::json!({
         "impl": "lmkit", "task": "pipeline", "sentences": texts.len(), "batch": batch,
+        "precision": if int8 { "int8" } else { "fp32" },
         "median_s": median, "samples_per_s": texts.len() as f64 / median, "times_s": times,
         "peak_rss_mib": peak_rss_mib(),
     }))

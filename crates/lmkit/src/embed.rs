@@ -32,6 +32,11 @@ pub struct SentenceTransformer {
 }
 
 impl SentenceTransformer {
+    /// int8 encoder projections for inference (`nn::int8`).
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.model.quantize_int8()
+    }
+
     pub fn from_pretrained(id: &str) -> Result<Self> {
         Self::from_folder(&crate::store::resolve(id)?)
     }

@@ -116,6 +116,16 @@ pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
 }
 
 impl Pipeline {
+    /// int8 encoder projections for inference (`nn::int8`): faster on the CPU, a small
+    /// quantization error (README, "int8 inference").
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        match self {
+            Self::TextClassification(t) => t.model.quantize_int8(),
+            Self::ZeroShot(z) => z.quantize_int8(),
+            Self::FeatureExtraction(f) => f.model.quantize_int8(),
+        }
+    }
+
     /// Runs the pipeline on texts; one output per text, in input order.
     pub fn run<S: AsRef<str>>(
         &self,

@@ -207,6 +207,8 @@ pub struct ZeroShotClassificationPipeline {
     method: Method,
     pub model_id: String,
     pub batch_size: usize,
+    /// Models loaded on first use are quantized too ([`Self::quantize_int8`]).
+    int8: bool,
 }
 
 impl ZeroShotClassificationPipeline {
@@ -223,6 +225,7 @@ impl ZeroShotClassificationPipeline {
                     "{ENGLISH_EMBEDDING_MODEL} (English) / {MULTILINGUAL_EMBEDDING_MODEL} (other scripts)"
                 ),
                 batch_size: 32,
+                int8: false,
             });
         };
         let dir = super::model_dir(id)?;
@@ -242,7 +245,30 @@ impl ZeroShotClassificationPipeline {
             method,
             model_id: id.to_string(),
             batch_size: 32,
+            int8: false,
         })
+    }
+
+    /// int8 encoder projections for inference (`nn::int8`), now or, for the default models,
+    /// when each is first loaded.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        self.int8 = true;
+        match &mut self.method {
+            Method::Nli(m) => m.model.quantize_int8(),
+            Method::Embedding { model, .. } => model.quantize_int8(),
+            Method::Auto {
+                english,
+                multilingual,
+            } => {
+                for m in [english.get_mut(), multilingual.get_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    m.quantize_int8()?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// "nli" or "embedding".
@@ -282,7 +308,7 @@ impl ZeroShotClassificationPipeline {
                 } else {
                     multilingual
                 };
-                let model = get_or_load(cell, id)?;
+                let model = get_or_load(cell, id, self.int8)?;
                 embedding_scores(model, calibration(id), &texts, &hyps, opts.multi_label)?
             }
         };
@@ -320,11 +346,15 @@ impl ZeroShotClassificationPipeline {
 fn get_or_load<'a>(
     cell: &'a OnceLock<SentenceTransformer>,
     id: &str,
+    int8: bool,
 ) -> Result<&'a SentenceTransformer> {
     if let Some(m) = cell.get() {
         return Ok(m);
     }
-    let m = SentenceTransformer::from_pretrained(id)?;
+    let mut m = SentenceTransformer::from_pretrained(id)?;
+    if int8 {
+        m.quantize_int8()?;
+    }
     Ok(cell.get_or_init(|| m))
 }
 

@@ -4,7 +4,9 @@
 # venv on first use (scripts/ref-venv.sh). Not part of CI.
 #
 #   bench/compare.sh infer [ROUNDS]      # encoder + mean pooling, batch 64 x 48 tokens, random
-#                                        # weights of $SHAPE (minilm: all-MiniLM-L6-v2; distilbert)
+#                                        # weights of $SHAPE (minilm: all-MiniLM-L6-v2; distilbert),
+#                                        # fp32 and int8 ($PRECISIONS; PyTorch's int8 is
+#                                        # quantize_dynamic), with lmkit int8 / PyTorch fp32 too
 #   bench/compare.sh train [ROUNDS]      # one training step, 6-way head, dropout 0.1 and 0
 #                                        # ($DROPOUTS), same shapes
 #   bench/compare.sh gemm [ROUNDS]       # fp32 matmul $N x $N x $N: the machine's matmul rate
@@ -13,7 +15,8 @@
 #                                        # length-bucketed and random batches ($BUCKETING="1 0")
 #   bench/compare.sh tokenize [ROUNDS]   # emotion train split, batched map (datasets + fast tokenizer)
 #   bench/compare.sh pipeline [ROUNDS]   # sentiment pipeline on 1000 emotion test sentences,
-#                                        # $CLASSIFIER (default lmkit/sentiment-sst2), batch 32
+#                                        # $CLASSIFIER (default lmkit/sentiment-sst2), batch 32,
+#                                        # fp32 and int8 ($PRECISIONS) as for infer
 #   bench/compare.sh seq2seq [ROUNDS]    # beam search (4 beams, 32 new tokens) on a random T5 of
 #                                        # t5-small's shape (made on first use)
 #   bench/compare.sh generate [ROUNDS]   # greedy generation, SmolLM2-135M-Instruct GGUF (f32),
@@ -45,8 +48,11 @@ mkdir -p bench/results
 for r in $(seq 1 "$rounds"); do
   if [ "$task" = pipeline ]; then
     texts=$(mktemp); head -n "${SENTENCES:-1000}" ../shared/data/emotion/test.txt | cut -d";" -f1 > "$texts"
-    $bin bench pipeline --model "$dir" --sentences "${SENTENCES:-1000}" --batch 32 --iters 3 --json | tee -a "$out"
-    "$py" bench/pipeline_bench.py --model-dir "$dir" --texts "$texts" --batch 32 --iters 3 | tee -a "$out"
+    for q in ${PRECISIONS:-fp32 int8}; do
+      flag=(); if [ "$q" = int8 ]; then flag=(--int8); fi
+      $bin bench pipeline --model "$dir" --sentences "${SENTENCES:-1000}" --batch 32 --iters 3 "${flag[@]}" --json | tee -a "$out"
+      "$py" bench/pipeline_bench.py --model-dir "$dir" --texts "$texts" --batch 32 --iters 3 "${flag[@]}" | tee -a "$out"
+    done
   elif [ "$task" = seq2seq ]; then
     $bin bench seq2seq --model "$dir" --beams "${BEAMS:-4}" --new "${NEW:-32}" --iters 3 --json | tee -a "$out"
     "$py" bench/seq2seq_bench.py --model-dir "$dir" --beams "${BEAMS:-4}" --new "${NEW:-32}" --iters 3 | tee -a "$out"
@@ -83,8 +89,11 @@ PY
     $bin bench gemm --n "${N:-2048}" --iters 5 --json | tee -a "$out"
     "$py" bench/torch_bench.py gemm --n "${N:-2048}" --iters 5 | tee -a "$out"
   else
-    $bin bench infer "${src[@]}" --batch "$batch" --seq "$seq" --iters "$iters" --json | tee -a "$out"
-    "$py" bench/torch_bench.py infer "${pysrc[@]}" --batch "$batch" --seq "$seq" --iters "$iters" | tee -a "$out"
+    for q in ${PRECISIONS:-fp32 int8}; do
+      flag=(); if [ "$q" = int8 ]; then flag=(--int8); fi
+      $bin bench infer "${src[@]}" --batch "$batch" --seq "$seq" --iters "$iters" "${flag[@]}" --json | tee -a "$out"
+      "$py" bench/torch_bench.py infer "${pysrc[@]}" --batch "$batch" --seq "$seq" --iters "$iters" "${flag[@]}" | tee -a "$out"
+    done
   fi
 done
 "$py" - "$out" <<'PY'
@@ -94,9 +103,11 @@ task = rows[0]["task"]
 keys = {"tokenize": ["rows_per_s"], "generate": ["prompt_tok_per_s", "tok_per_s"],
         "seq2seq": ["tok_per_s"], "gemm": ["gflop_per_s"],
         "epoch": ["train_samples_per_s", "total_s"]}.get(task, ["samples_per_s"])
-# Training rows are compared per dropout setting, epochs per batching.
-group_key = "bucketing" if task == "epoch" else "dropout"
-groups = sorted({r.get(group_key) for r in rows}, key=lambda d: -1 if d is None else -d)
+# Training rows are compared per dropout setting, epochs per batching, inference per precision.
+by_precision = task in ("infer", "pipeline")
+group_key = "precision" if by_precision else {"epoch": "bucketing"}.get(task, "dropout")
+groups = sorted({r.get(group_key) for r in rows},
+                key=lambda d: str(d) if by_precision else (-1 if d is None else -d))
 for group in groups:
     sel = [r for r in rows if r.get(group_key) == group]
     ours = [r for r in sel if r["impl"] == "lmkit"]
@@ -120,4 +131,9 @@ for group in groups:
             print(f"  speed-up ({ref[0]['impl']} time / lmkit time): {t / l:.2f}x")
         else:
             print(f"  ratio lmkit/{ref[0]['impl']}: {l / t:.2f}x")
+# The inference target is against PyTorch in fp32, whatever precision lmkit runs in.
+q8 = [r["samples_per_s"] for r in rows if r["impl"] == "lmkit" and r.get("precision") == "int8"]
+f32 = [r["samples_per_s"] for r in rows if r["impl"] != "lmkit" and r.get("precision") == "fp32"]
+if by_precision and q8 and f32:
+    print(f"\nlmkit int8 / {ref[0]['impl']} fp32: {statistics.median(q8) / statistics.median(f32):.2f}x")
 PY

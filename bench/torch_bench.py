@@ -1,7 +1,7 @@
 """The Python reference side of lmkit's benchmarks: PyTorch + transformers on the same shapes
 as `lmkit bench`, printing one JSON object. Run through bench/compare.sh (which makes the venv).
 
-    python bench/torch_bench.py infer --shape minilm --batch 64 --seq 48 --iters 10
+    python bench/torch_bench.py infer --shape minilm --batch 64 --seq 48 --iters 10 [--int8]
     python bench/torch_bench.py train --model-dir DIR --batch 32 --seq 48 --iters 5 [--dropout 0.1]
     python bench/torch_bench.py gemm --n 2048 --iters 5
 
@@ -12,7 +12,7 @@ one step = forward on random ids (no padding) + cross-entropy on random labels +
 optimizer.step() + zero_grad(). --dropout sets hidden_dropout_prob,
 attention_probs_dropout_prob and classifier_dropout. 2 warm-up steps, then --iters timed.
 """
-import argparse, json, resource, statistics, time
+import argparse, json, resource, statistics, time, warnings
 
 import torch
 from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, BertConfig,
@@ -73,6 +73,13 @@ def timed(fn, warmup, iters):
 def infer(args):
     cfg = load_config(args)
     model = load_model(AutoModel, args, cfg).eval()
+    if args.int8:
+        # PyTorch's own int8 inference: dynamic quantization of every nn.Linear (int8
+        # per-tensor weights, activations quantized per batch at run time, fbgemm kernels).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, model.config.vocab_size, (args.batch, args.seq), generator=g)
     mask = torch.ones_like(ids)
@@ -88,6 +95,7 @@ def infer(args):
     med = statistics.median(times)
     gflop = encoder_flops(cfg, args.batch, args.seq) / 1e9
     return {"impl": "pytorch", "task": "infer", "batch": args.batch, "seq": args.seq,
+            "precision": "int8" if args.int8 else "fp32",
             "threads": torch.get_num_threads(), "median_s": med,
             "gflop": gflop, "gflop_per_s": gflop / med,
             "samples_per_s": args.batch / med, "times_s": times, "peak_rss_mib": peak_rss_mib(),
@@ -157,6 +165,8 @@ if __name__ == "__main__":
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.1, help="train only")
+    p.add_argument("--int8", action="store_true",
+                   help="infer only: torch.ao.quantization.quantize_dynamic on every nn.Linear")
     a = p.parse_args()
     if a.task != "gemm" and not (a.model_dir or a.shape):
         p.error("--model-dir or --shape is required")

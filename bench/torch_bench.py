@@ -75,7 +75,7 @@ def infer(args):
     model = load_model(AutoModel, args, cfg).eval()
     if args.int8:
         # PyTorch's own int8 inference: dynamic quantization of every nn.Linear (int8
-        # per-tensor weights, activations quantized per batch at run time, fbgemm kernels).
+        # per-tensor weights, activations quantized per batch at run time, the x86 engine).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
             model = torch.ao.quantization.quantize_dynamic(

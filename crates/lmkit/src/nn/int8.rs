@@ -10,8 +10,8 @@
 //! The numbers:
 //! - weights: symmetric per output row, w ~ s_w * q with q in [-63, 63]. Seven bits, because
 //!   `vpmaddubsw` adds two u8 x i8 products into a saturating i16: 2 * 255 * 63 = 32130 fits,
-//!   2 * 255 * 127 would not (PyTorch's fbgemm narrows the activations instead, for the same
-//!   reason).
+//!   2 * 255 * 127 would not (PyTorch's fbgemm qconfigs narrow the activations to 7 bits
+//!   instead, `reduce_range`, for the same reason).
 //! - activations: asymmetric per row (token), x ~ s_x * (q - z) with q in [0, 255] covering the
 //!   row's [min(min, 0), max(max, 0)], so a row of GELU outputs keeps all eight bits.
 //! - y[m][n] = s_x[m] * (s_w[n] * acc[m][n] - z[m] * s_w[n] * sum_k q_w[n][k]) + b[n], with

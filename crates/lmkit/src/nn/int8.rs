@@ -34,6 +34,8 @@ use tracing::{span, Level, Span};
 const MR: usize = 6;
 /// Output columns per tile: two vectors of eight i32.
 const NR: usize = 16;
+/// Row tiles per block of rows quantized together.
+const BLOCK_TILES: usize = 16;
 /// Largest |q| of a weight (see the module notes).
 const W_MAX: f32 = 63.0;
 
@@ -152,9 +154,9 @@ impl QuantizedLinear {
             return y;
         }
         let threads = rayon::current_num_threads().max(1);
-        // Row blocks: at least one per thread, at most 96 rows (96 x 1536 bytes of packed x
-        // stay in L2 while every weight panel passes by).
-        let block = rows.div_ceil(threads).div_ceil(MR).clamp(1, 16) * MR;
+        // Row blocks: at least one per thread, at most BLOCK_TILES * MR = 96 rows (96 x 1536
+        // bytes of packed x stay in L2 while every weight panel passes by).
+        let block = rows.div_ceil(threads).div_ceil(MR).clamp(1, BLOCK_TILES) * MR;
         let body = |(i, y): (usize, &mut [MaybeUninit<f32>])| {
             let r0 = i * block;
             self.block(
@@ -199,8 +201,8 @@ impl QuantizedLinear {
         let (inp, kp, out) = (self.inp, self.kp, self.out);
         let rows = x.len() / inp;
         let tiles = rows.div_ceil(MR);
-        let mut sx = [0f32; 16 * MR];
-        let mut zx = [0f32; 16 * MR];
+        let mut sx = [0f32; BLOCK_TILES * MR];
+        let mut zx = [0f32; BLOCK_TILES * MR];
         for r in 0..rows {
             let row = &x[r * inp..(r + 1) * inp];
             let (s, z) = row_params(row, simd);

@@ -55,6 +55,13 @@ impl Mat {
     }
 }
 
+/// Whether f32 products take `nn::sgemm` where it applies: yes, unless LMKIT_GEMM=crate (for
+/// A/B timing against the gemm crate).
+fn own_sgemm() -> bool {
+    static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| std::env::var("LMKIT_GEMM").map_or(true, |v| v != "crate"))
+}
+
 /// dst (m x n) = alpha * a (m x k) . b (k x n), optionally added to what dst holds.
 ///
 /// # Safety
@@ -72,6 +79,24 @@ unsafe fn gemm_into<T: 'static + candle_core::WithDType>(
     alpha: f64,
     par: Parallelism,
 ) {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && own_sgemm()
+        && super::sgemm::takes(m, n, k, am.cs)
+    {
+        // SAFETY: T is f32; the caller's guarantees are sgemm's, and `takes` said yes.
+        return super::sgemm::sgemm(
+            (m, n, k),
+            dst as *mut f32,
+            (d.rs, d.cs),
+            accumulate,
+            a as *const f32,
+            am.rs,
+            b as *const f32,
+            (bm.rs, bm.cs),
+            alpha as f32,
+            !matches!(par, Parallelism::None),
+        );
+    }
     gemm::gemm(
         m,
         n,

@@ -52,6 +52,7 @@ pub(crate) mod backward;
 pub mod int8;
 pub mod matmul;
 pub mod ops;
+mod sgemm;
 pub mod weights;
 
 use std::sync::atomic::{AtomicU64, Ordering};

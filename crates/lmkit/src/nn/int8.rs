@@ -235,14 +235,7 @@ impl QuantizedLinear {
 
 /// Whether this CPU runs the AVX2 kernels.
 fn simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::avx2_fma()
 }
 
 /// A row's scale and zero point. A row holding NaN or infinity gets a NaN scale, so its

@@ -15,7 +15,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{contiguous_data as data, fused_cpu as fused};
+use super::{contiguous_data as data, fused_cpu as fused, SendPtr};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -23,19 +23,6 @@ fn threads() -> Parallelism {
     match candle_core::utils::get_num_threads() {
         0 | 1 => Parallelism::None,
         n => Parallelism::Rayon(n),
-    }
-}
-
-/// A raw pointer that may cross threads: each thread writes a disjoint block of the output.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// Through a method, so closures capture the whole (Send) wrapper, not the raw field.
-    fn get(self) -> *mut T {
-        self.0
     }
 }
 

@@ -70,6 +70,31 @@ pub(crate) fn fused_cpu(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
 }
 
+/// A raw pointer that may cross threads: each thread writes a disjoint block of the output.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Through a method, so closures capture the whole (Send) wrapper, not the raw field.
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Whether this CPU runs the hand-written AVX2 + FMA kernels (`sgemm`, `int8`).
+pub(crate) fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The contiguous data of a kernel input, checked.
 pub(crate) fn contiguous_data<'a, T>(s: &'a [T], l: &candle_core::Layout) -> Result<&'a [T]> {
     let (a, b) = l

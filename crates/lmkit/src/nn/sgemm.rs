@@ -11,6 +11,8 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::SendPtr;
+
 const MR: usize = 6;
 const NR: usize = 16;
 /// k per packed block: a 16-column B panel of 384 k is 24 KiB and stays in L1.
@@ -21,28 +23,12 @@ const MC: usize = 72;
 /// Whether [`sgemm`] takes this product: AVX2 + FMA, A row-major (unit column stride), and big
 /// enough that packing pays (the per-head attention products stay on the gemm crate).
 pub(crate) fn takes(m: usize, n: usize, k: usize, a_col_stride: usize) -> bool {
-    a_col_stride == 1 && m >= 4 * MR && n >= NR && k >= 16 && m * n * k >= 1 << 21 && simd()
-}
-
-fn simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Ptr<T>(*mut T);
-unsafe impl<T> Send for Ptr<T> {}
-unsafe impl<T> Sync for Ptr<T> {}
-impl<T> Ptr<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
+    a_col_stride == 1
+        && m >= 4 * MR
+        && n >= NR
+        && k >= 16
+        && m * n * k >= 1 << 21
+        && super::avx2_fma()
 }
 
 thread_local! {
@@ -96,9 +82,9 @@ pub(crate) unsafe fn sgemm(
     let per = m.div_ceil(threads * MC).max(1);
     let mc = m.div_ceil(threads * per).div_ceil(MR) * MR;
     let panels = n.div_ceil(NR);
-    let (a, b, c) = (Ptr(a as *mut f32), Ptr(b as *mut f32), Ptr(c));
+    let (a, b, c) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
     with_buffer(&PACKED_B, KC * panels * NR, |bp| {
-        let bp = Ptr(bp.as_mut_ptr());
+        let bp = SendPtr(bp.as_mut_ptr());
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let pack_b = |j: usize| pack_b(b.get(), (brs, bcs), n, pc, kc, j, bp.get());
@@ -295,7 +281,7 @@ mod tests {
     /// the alpha scaling and the add into c cost two more roundings of |c| + |alpha| sum |a b|.
     #[test]
     fn matches_the_exact_product_within_the_rounding_bound() {
-        if !simd() {
+        if !super::super::avx2_fma() {
             eprintln!("no AVX2 + FMA: sgemm is not used on this CPU");
             return;
         }

@@ -216,14 +216,21 @@ impl QuantizedLinear {
             let c0 = p * NR;
             let cols = NR.min(out - c0);
             let col = |v: &[f32]| -> [f32; NR] { v[c0..c0 + NR].try_into().expect("padded") };
-            let (sw, zt, b) = (col(&self.scale), col(&self.zero_term), col(&self.bias));
+            let (sw, zt, bias) = (col(&self.scale), col(&self.zero_term), col(&self.bias));
             for t in 0..tiles {
                 let r0 = t * MR;
                 let n_rows = MR.min(rows - r0);
                 let a = &xq[t * MR * kp..(t + 1) * MR * kp];
-                let s: [f32; MR] = sx[r0..r0 + MR].try_into().expect("MR rows");
-                let z: [f32; MR] = zx[r0..r0 + MR].try_into().expect("MR rows");
-                tile_product(a, w, kp / 4, &s, &z, &sw, &zt, &b, &mut tile, simd);
+                let row = |v: &[f32]| -> [f32; MR] { v[r0..r0 + MR].try_into().expect("MR rows") };
+                let (sx, zx) = (row(&sx), row(&zx));
+                let scales = TileScales {
+                    sx: &sx,
+                    zx: &zx,
+                    sw: &sw,
+                    zt: &zt,
+                    bias: &bias,
+                };
+                tile_product(a, w, kp / 4, &scales, &mut tile, simd);
                 for i in 0..n_rows {
                     let d = (r0 + i) * out + c0;
                     y[d..d + cols].write_copy_of_slice(&tile[i * NR..i * NR + cols]);
@@ -290,18 +297,23 @@ fn quantize(v: f32, inv: f32, z: f32) -> u8 {
     v.mul_add(inv, z).clamp(0.0, 255.0).round_ties_even() as u8
 }
 
+/// What turns a tile's i32 sums back into f32: per row of x its scale and zero point, per
+/// output column the weight scale, the zero-point term and the bias.
+struct TileScales<'a> {
+    sx: &'a [f32; MR],
+    zx: &'a [f32; MR],
+    sw: &'a [f32; NR],
+    zt: &'a [f32; NR],
+    bias: &'a [f32; NR],
+}
+
 /// One MR x NR tile of y: the i32 products of packed x rows and a weight panel over `quads` x 4
 /// k, dequantized into `tile`.
-#[allow(clippy::too_many_arguments)]
 fn tile_product(
     a: &[u8],
     w: &[i8],
     quads: usize,
-    sx: &[f32; MR],
-    zx: &[f32; MR],
-    sw: &[f32; NR],
-    zt: &[f32; NR],
-    bias: &[f32; NR],
+    s: &TileScales,
     tile: &mut [f32; MR * NR],
     simd: bool,
 ) {
@@ -309,7 +321,7 @@ fn tile_product(
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: AVX2 and FMA were detected; the slices' lengths were checked above.
-        return unsafe { avx2::tile_product(a, w, quads, sx, zx, sw, zt, bias, tile) };
+        return unsafe { avx2::tile_product(a, w, quads, s, tile) };
     }
     let _ = simd;
     let mut acc = [[0i32; NR]; MR];
@@ -324,7 +336,7 @@ fn tile_product(
     }
     for i in 0..MR {
         for j in 0..NR {
-            tile[i * NR + j] = dequantize(acc[i][j], sx[i], zx[i], sw[j], zt[j], bias[j]);
+            tile[i * NR + j] = dequantize(acc[i][j], s.sx[i], s.zx[i], s.sw[j], s.zt[j], s.bias[j]);
         }
     }
 }
@@ -336,7 +348,7 @@ fn dequantize(acc: i32, sx: f32, zx: f32, sw: f32, zt: f32, b: f32) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, NR};
+    use super::{TileScales, MR, NR};
     use std::arch::x86_64::*;
 
     /// (min, max) of the row, (NaN, NaN) if it holds a NaN.
@@ -395,17 +407,12 @@ mod avx2 {
     /// 12 i32 accumulators (6 rows x 2 vectors); per 4 k: two weight loads, six 4-byte
     /// broadcasts of x, and per accumulator `vpmaddubsw` (u8 x i8 pairs -> i16), `vpmaddwd`
     /// by 1 (i16 pairs -> i32), add.
-    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tile_product(
         a: &[u8],
         w: &[i8],
         quads: usize,
-        sx: &[f32; MR],
-        zx: &[f32; MR],
-        sw: &[f32; NR],
-        zt: &[f32; NR],
-        bias: &[f32; NR],
+        s: &TileScales,
         tile: &mut [f32; MR * NR],
     ) {
         let one = _mm256_set1_epi16(1);
@@ -424,10 +431,11 @@ mod avx2 {
         }
         let load = |v: &[f32; NR], h: usize| _mm256_loadu_ps(v.as_ptr().add(8 * h));
         for (i, c) in acc.iter().enumerate() {
-            let (s, z) = (_mm256_set1_ps(sx[i]), _mm256_set1_ps(zx[i]));
+            let (sx, zx) = (_mm256_set1_ps(s.sx[i]), _mm256_set1_ps(s.zx[i]));
             for (h, &v) in c.iter().enumerate() {
-                let t = _mm256_mul_ps(_mm256_cvtepi32_ps(v), load(sw, h));
-                let y = _mm256_fmadd_ps(s, _mm256_fnmadd_ps(z, load(zt, h), t), load(bias, h));
+                let t = _mm256_mul_ps(_mm256_cvtepi32_ps(v), load(s.sw, h));
+                let y =
+                    _mm256_fmadd_ps(sx, _mm256_fnmadd_ps(zx, load(s.zt, h), t), load(s.bias, h));
                 _mm256_storeu_ps(tile.as_mut_ptr().add(i * NR + 8 * h), y);
             }
         }
@@ -441,19 +449,11 @@ mod tests {
 
     /// Deterministic values in [-scale, scale) with some outliers, as activations have.
     fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                let u = (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-                if i % 97 == 5 {
-                    u * scale * 8.0
-                } else {
-                    u * scale
-                }
-            })
+        let outlier = |i: usize| if i % 97 == 5 { 8.0 } else { 1.0 };
+        let u = crate::nn::test_uniform(n, seed);
+        u.iter()
+            .enumerate()
+            .map(|(i, v)| v * scale * outlier(i))
             .collect()
     }
 

@@ -103,6 +103,20 @@ pub(crate) fn contiguous_data<'a, T>(s: &'a [T], l: &candle_core::Layout) -> Res
     Ok(&s[a..b])
 }
 
+/// Deterministic values in [-1, 1) for the kernels' tests (xorshift64).
+#[cfg(test)]
+pub(crate) fn test_uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())

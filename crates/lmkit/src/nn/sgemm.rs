@@ -264,17 +264,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::nn::test_uniform as values;
 
     /// Against the product in f64. Any order of k f32 multiply-adds is within
     /// gamma_k sum |a b| of the exact result (Higham, gamma_k = k u / (1 - k u), u = 2^-24);

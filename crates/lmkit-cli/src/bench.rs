@@ -81,7 +81,7 @@ impl Source {
     fn load(&self, dropout: Option<f64>) -> Result<(Config, lmkit::nn::Weights)> {
         let (mut cfg, w) = match self {
             Self::Model(m) => {
-                let dir = lmkit::store::resolve(m)?;
+                let dir = lmkit::hub::resolve(m)?;
                 let cfg = Config::from_folder(&dir)?;
                 (cfg, lmkit::nn::Weights::from_folder(&dir, &Device::Cpu)?)
             }
@@ -162,10 +162,8 @@ pub fn infer(
     int8: bool,
 ) -> Result<serde_json::Value> {
     let (cfg, w) = src.load(None)?;
-    let mut m = lmkit::models::Encoder::load(&w, &cfg.arch)?;
-    if int8 {
-        m.quantize_int8()?;
-    }
+    let w = w.configure(&lmkit::nn::LoadOptions::int8(int8))?;
+    let m = lmkit::models::Encoder::load(&w, &cfg.arch)?;
     let x = random_input(vocab_size(&cfg.arch), batch, seq)?;
     let times = time_median(2, iters, || {
         let h = m.forward(&x, false)?;
@@ -280,7 +278,7 @@ pub fn train(
     let labels: Vec<String> = (0..6).map(|i| format!("LABEL_{i}")).collect();
     let m = AutoModelForSequenceClassification::from_weights(w.trainable(0), cfg, labels)?;
     let params = m.params();
-    let mut opt = lmkit::optim::AdamW::new(params.clone(), Default::default())?;
+    let mut opt = lmkit::nn::optim::AdamW::new(params.clone(), Default::default())?;
     let x = random_input(vocab, batch, seq)?;
     let y = Tensor::from_vec(
         (0..batch as u32).map(|i| i % 6).collect::<Vec<_>>(),
@@ -321,11 +319,11 @@ pub fn pipeline(
         .as_str()
         .unwrap_or_default()[..n]
         .to_vec();
-    let mut p = lmkit::pipelines::TextClassificationPipeline::new(model)?;
+    let mut p = lmkit::pipelines::TextClassificationPipeline::new(
+        model,
+        &lmkit::nn::LoadOptions::int8(int8),
+    )?;
     p.batch_size = batch;
-    if int8 {
-        p.model.quantize_int8()?;
-    }
     let times = time_median(1, iters, || {
         let out = p.call(&texts)?;
         anyhow::ensure!(out.len() == texts.len());
@@ -343,7 +341,7 @@ pub fn pipeline(
 /// Greedy generation with a GGUF decoder: prompt processing and new tokens timed apart
 /// (the same prompt as bench/generate_bench.py).
 pub fn generate(model: &str, new: usize, iters: usize) -> Result<serde_json::Value> {
-    use lmkit::generate::GenerationConfig;
+    use lmkit::generation::sampling::GenerationConfig;
     let mut p = lmkit::pipelines::text_generation::TextGenerationPipeline::new(model)?;
     let prompt = "Once upon a time, in a small village by the sea, there lived";
     let ids = p.prompt_ids(prompt, false)?;
@@ -351,7 +349,7 @@ pub fn generate(model: &str, new: usize, iters: usize) -> Result<serde_json::Val
         max_new_tokens: new,
         ..Default::default()
     };
-    lmkit::generate::generate(
+    lmkit::generation::sampling::generate(
         &mut p.model,
         &ids,
         &GenerationConfig {
@@ -362,7 +360,12 @@ pub fn generate(model: &str, new: usize, iters: usize) -> Result<serde_json::Val
     )?;
     let mut runs = vec![];
     for _ in 0..iters.max(1) {
-        runs.push(lmkit::generate::generate(&mut p.model, &ids, &cfg, |_| {})?);
+        runs.push(lmkit::generation::sampling::generate(
+            &mut p.model,
+            &ids,
+            &cfg,
+            |_| {},
+        )?);
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -384,7 +387,7 @@ pub fn generate(model: &str, new: usize, iters: usize) -> Result<serde_json::Val
 /// Beam search with a seq2seq checkpoint: the same 41 input ids and settings as
 /// bench/seq2seq_bench.py (exactly `new` new tokens: EOS banned until then).
 pub fn seq2seq(dir: &str, beams: usize, new: usize, iters: usize) -> Result<serde_json::Value> {
-    use lmkit::search::{generate, SearchConfig};
+    use lmkit::generation::beam::{generate, SearchConfig};
     let model = lmkit::models::seq2seq::load_folder(std::path::Path::new(dir), &Device::Cpu)?;
     let mut ids: Vec<u32> = (100..140).collect();
     ids.push(1);

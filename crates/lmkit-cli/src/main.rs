@@ -224,7 +224,7 @@ struct PipelineArgs {
     no_repeat_ngram_size: Option<usize>,
     /// Seq2seq beam search: true, false or never (as transformers' early_stopping).
     #[arg(long)]
-    early_stopping: Option<lmkit::search::EarlyStopping>,
+    early_stopping: Option<lmkit::generation::beam::EarlyStopping>,
     /// Generation: sampling temperature; 0 = greedy (deterministic).
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
@@ -316,7 +316,7 @@ enum BenchTask {
         seq: usize,
         #[arg(long, default_value_t = 10)]
         iters: usize,
-        /// int8 encoder projections (weights per channel, activations per token; nn::int8).
+        /// int8 encoder projections (weights per channel, activations per token; nn::kernels::int8).
         #[arg(long)]
         int8: bool,
         /// One JSON object: samples_per_s, median_s, peak_rss_mib, ...
@@ -446,18 +446,17 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             if list || id.is_none() {
                 println!("{:<48} {:<9} what", "id", "in store");
-                for (id, have, desc) in lmkit::store::list_known() {
+                for (id, have, desc) in lmkit::hub::list_known() {
                     println!("{id:<48} {:<9} {desc}", if have { "yes" } else { "no" });
                 }
                 return Ok(());
             }
             let id = id.unwrap();
-            let path = if let Some(r) = lmkit::recipes::trained(&id) {
-                lmkit::recipes::build(r, force, train_limit)?
-            } else if let Some(k) = lmkit::store::known(&id) {
-                lmkit::store::fetch_known(k, force)?
+            let path = if lmkit::hub::trained(&id).is_some() || lmkit::hub::known(&id).is_some() {
+                lmkit::finetune::recipes::register();
+                lmkit::hub::fetch(&id, force, train_limit)?
             } else {
-                lmkit::store::resolve(&id)?
+                lmkit::hub::resolve(&id)?
             };
             println!("{id} -> {}", path.display());
         }
@@ -506,11 +505,8 @@ fn run(cli: Cli) -> Result<()> {
             texts,
         } => {
             let texts = texts_or_stdin(texts)?;
-            let mut st = SentenceTransformer::from_pretrained(&model)?;
+            let mut st = SentenceTransformer::from_pretrained(&model, &LoadOptions::int8(int8))?;
             st.batch_size = batch_size;
-            if int8 {
-                st.quantize_int8()?;
-            }
             let vecs = st.encode_with_prompt(&texts, prompt.as_deref())?;
             for (text, v) in texts.iter().zip(&vecs) {
                 if json {
@@ -750,11 +746,11 @@ fn eda(
     let d = lmkit::data::load_dataset(dataset)?;
     let ds = d.split(split)?;
     let text = pick_text_column(ds, text_column)?;
-    let ex = lmkit::eda::explore(ds, &text, label_column)?;
+    let ex = lmkit::data::eda::explore(ds, &text, label_column)?;
     let safe = dataset.replace(['/', '\\', '.'], "_");
     let out =
         output.unwrap_or_else(|| std::path::PathBuf::from("runs").join(format!("eda-{safe}")));
-    let files = lmkit::eda::write_plots(ds, &text, label_column, &out)?;
+    let files = lmkit::data::eda::write_plots(ds, &text, label_column, &out)?;
     if json {
         let v = serde_json::json!({
             "dataset": dataset, "split": split,
@@ -820,7 +816,7 @@ fn eda(
 }
 
 fn run_pipeline(a: PipelineArgs) -> Result<()> {
-    use lmkit::pipelines::{pipeline, PipelineOptions, PipelineOutput, ZeroShotOptions};
+    use lmkit::pipelines::{PipelineOptions, PipelineOutput, ZeroShotOptions};
     let texts = match &a.file {
         Some(f) => {
             let text = std::fs::read_to_string(f)
@@ -842,10 +838,8 @@ fn run_pipeline(a: PipelineArgs) -> Result<()> {
     if a.task == "translation" || a.task == "summarization" {
         return run_prompted(&a, &texts);
     }
-    let mut p = pipeline(&a.task, a.model.as_deref())?;
-    if a.int8 {
-        p.quantize_int8()?;
-    }
+    let mut p =
+        lmkit::pipelines::pipeline_with(&a.task, a.model.as_deref(), &LoadOptions::int8(a.int8))?;
     match &mut p {
         lmkit::pipelines::Pipeline::TextClassification(t) => t.batch_size = a.batch_size,
         lmkit::pipelines::Pipeline::ZeroShot(z) => z.batch_size = a.batch_size,
@@ -939,7 +933,7 @@ fn run_pipeline(a: PipelineArgs) -> Result<()> {
 }
 
 fn run_prompted(a: &PipelineArgs, texts: &[String]) -> Result<()> {
-    use lmkit::pipelines::seq2seq_llm::{PromptedPipeline, ENGLISH_LLM, MULTILINGUAL_LLM};
+    use lmkit::pipelines::prompted::{PromptedPipeline, ENGLISH_LLM, MULTILINGUAL_LLM};
     lmkit::pipelines::check_texts(texts)?;
     let english = texts.iter().all(|t| t.is_ascii());
     let model = match (&a.model, a.task.as_str()) {
@@ -965,7 +959,7 @@ fn run_prompted(a: &PipelineArgs, texts: &[String]) -> Result<()> {
 fn print_seq2seq(
     a: &PipelineArgs,
     texts: &[String],
-    mut run: impl FnMut(&str) -> Result<lmkit::pipelines::seq2seq_llm::Seq2SeqOutput>,
+    mut run: impl FnMut(&str) -> Result<lmkit::pipelines::prompted::Seq2SeqOutput>,
 ) -> Result<()> {
     for t in texts {
         let o = run(t)?;
@@ -982,7 +976,7 @@ fn print_seq2seq(
 /// translation / summarization with a Marian, BART or T5 checkpoint.
 fn run_text2text(a: &PipelineArgs, texts: &[String], model: &str) -> Result<()> {
     let p = lmkit::pipelines::text2text::Text2TextPipeline::new(model)?;
-    let adjust = |s: &mut lmkit::search::SearchConfig| {
+    let adjust = |s: &mut lmkit::generation::beam::SearchConfig| {
         if let Some(n) = a.max_new_tokens {
             s.max_new_tokens = Some(n);
         }
@@ -1019,7 +1013,7 @@ fn run_generation(a: &PipelineArgs, prompts: &[String]) -> Result<()> {
     }
     let id = a.model.clone().unwrap_or(DEFAULT_MODEL.into());
     let mut p = TextGenerationPipeline::new(&id)?;
-    let cfg = lmkit::generate::GenerationConfig {
+    let cfg = lmkit::generation::sampling::GenerationConfig {
         max_new_tokens: a.max_new_tokens.unwrap_or(64),
         temperature: a.temperature,
         top_k: a.top_k,
@@ -1091,7 +1085,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         train: TrainConfig {
             epochs: a.epochs,
             batch_size: a.batch_size,
-            optimizer: lmkit::optim::AdamWConfig {
+            optimizer: lmkit::nn::optim::AdamWConfig {
                 lr: a.lr,
                 weight_decay: a.weight_decay,
                 ..Default::default()
@@ -1130,7 +1124,7 @@ fn model_folder(target: &str) -> Result<std::path::PathBuf> {
     if in_run.join("config.json").is_file() {
         return Ok(in_run);
     }
-    lmkit::store::resolve(target)
+    lmkit::hub::resolve(target)
 }
 
 /// A run folder (with model/ and run_config.json) or a model folder.
@@ -1164,15 +1158,11 @@ fn evaluate(
         .as_ref()
         .and_then(|c| c["max_length"].as_u64())
         .map_or(max_length, |v| v as usize);
-    let mut model = lmkit::models::AutoModelForSequenceClassification::load(
+    let model = lmkit::models::AutoModelForSequenceClassification::load(
         &model_dir,
         None,
-        &candle_core::Device::Cpu,
-        None,
+        &LoadOptions::int8(int8),
     )?;
-    if int8 {
-        model.quantize_int8()?;
-    }
     let tok = AutoTokenizer::from_folder(&model_dir)?;
     let d = lmkit::data::load_dataset(&dataset)?;
     let ds = d.split(split)?;
@@ -1206,15 +1196,11 @@ fn evaluate(
 fn predict(model_id: &str, json: bool, int8: bool, texts: Vec<String>) -> Result<()> {
     let texts = texts_or_stdin(texts)?;
     let dir = model_folder(model_id)?;
-    let mut model = lmkit::models::AutoModelForSequenceClassification::load(
+    let model = lmkit::models::AutoModelForSequenceClassification::load(
         &dir,
         None,
-        &candle_core::Device::Cpu,
-        None,
+        &LoadOptions::int8(int8),
     )?;
-    if int8 {
-        model.quantize_int8()?;
-    }
     let tok = AutoTokenizer::from_folder(&dir)?;
     for chunk in texts.chunks(64) {
         let enc = tok.encode_batch(chunk, EncodeOptions::default())?;

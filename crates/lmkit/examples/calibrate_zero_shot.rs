@@ -54,7 +54,7 @@ fn main() -> Result<()> {
         .iter()
         .map(|n| template.replacen("{}", n, 1))
         .collect();
-    let st = SentenceTransformer::from_pretrained(&model)?;
+    let st = SentenceTransformer::from_pretrained(&model, &LoadOptions::default())?;
     let split = |s: &str| -> Result<(Vec<String>, Vec<usize>)> {
         let d = &ds[s];
         let t = d.column("text")?.as_str().unwrap().to_vec();

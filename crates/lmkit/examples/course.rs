@@ -10,8 +10,7 @@
 //! by lmkit: `lmkit fetch lmkit/sentiment-sst2` once (~45 min); without it that cell says so
 //! and the walk goes on.
 
-use candle_core::Device;
-use lmkit::pipelines::seq2seq_llm::PromptedPipeline;
+use lmkit::pipelines::prompted::PromptedPipeline;
 use lmkit::prelude::*;
 use lmkit::train::{evaluate, fit, TrainConfig};
 
@@ -71,7 +70,7 @@ fn main() -> anyhow::Result<()> {
     let answer = smol.llm.call(
         "What is the capital of France?",
         true,
-        &lmkit::generate::GenerationConfig::default(),
+        &lmkit::generation::sampling::GenerationConfig::default(),
         |_| {},
     )?;
     println!("{}\n", answer.generated_text);
@@ -86,7 +85,7 @@ fn main() -> anyhow::Result<()> {
         "tokens: {:?}\ninput_ids: {:?}\nattention_mask: {:?}",
         enc.tokens[0], enc.input_ids, enc.attention_mask
     );
-    let st = SentenceTransformer::from_pretrained(ckpt)?;
+    let st = SentenceTransformer::from_pretrained(ckpt, &LoadOptions::default())?;
     let v = st.encode(&[
         "I've been waiting for a HuggingFace course my whole life.",
         "I hate this so much!",
@@ -106,10 +105,10 @@ fn main() -> anyhow::Result<()> {
     // ---- 2. Explore: data frame with label names, value_counts, plots ------------------------
     let train = &emotions["train"];
     println!("{}", train.head(5));
-    for c in lmkit::eda::value_counts(train, "label")? {
+    for c in lmkit::data::eda::value_counts(train, "label")? {
         println!("{:<10} {}", c.label, c.count);
     }
-    for f in lmkit::eda::write_plots(train, "text", "label", "runs/course/plots".as_ref())? {
+    for f in lmkit::data::eda::write_plots(train, "text", "label", "runs/course/plots".as_ref())? {
         println!("plot: {}", f.display());
     }
 
@@ -133,12 +132,11 @@ fn main() -> anyhow::Result<()> {
     }
 
     // ---- 4. Fine-tune: from_pretrained(num_labels=6), Adam(5e-5), fit(5 epochs, val) ---------
-    let dir = lmkit::store::resolve(ckpt)?;
+    let dir = lmkit::hub::resolve(ckpt)?;
     let model = AutoModelForSequenceClassification::load(
         &dir,
         Some(classes.clone()),
-        &Device::Cpu,
-        Some(42),
+        &LoadOptions::training(42),
     )?;
     let cfg = TrainConfig {
         epochs: if quick { 1 } else { 5 },

@@ -5,8 +5,8 @@
 //!     cargo run --release --example eval_generation -- [N]      # N ko-en pairs (default 20)
 
 use anyhow::{Context, Result};
-use lmkit::bleu::{corpus_bleu, BleuTokenizer};
-use lmkit::pipelines::seq2seq_llm::{PromptedPipeline, ENGLISH_LLM, MULTILINGUAL_LLM};
+use lmkit::metrics::bleu::{corpus_bleu, BleuTokenizer};
+use lmkit::pipelines::prompted::{PromptedPipeline, ENGLISH_LLM, MULTILINGUAL_LLM};
 
 fn jsonl(path: &str) -> Result<Vec<serde_json::Value>> {
     let p = format!("../../../shared/data/{path}");
@@ -99,9 +99,12 @@ fn main() -> Result<()> {
         for r in &rows {
             let o = smol.summarize(r[doc].as_str().unwrap())?;
             first.get_or_insert_with(|| o.output.clone());
-            scores.push(lmkit::rouge::score(r[summ].as_str().unwrap(), &o.output));
+            scores.push(lmkit::metrics::rouge::score(
+                r[summ].as_str().unwrap(),
+                &o.output,
+            ));
         }
-        let m = lmkit::rouge::mean_f(&scores);
+        let m = lmkit::metrics::rouge::mean_f(&scores);
         println!(
             "{file} ({} documents, {ENGLISH_LLM} chat instruction, {:.0} s): ROUGE-1 {:.2} ROUGE-2 {:.2} ROUGE-L {:.2} ROUGE-Lsum {:.2}",
             rows.len(),

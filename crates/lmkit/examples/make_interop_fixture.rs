@@ -9,9 +9,10 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
+use lmkit::models::LoadOptions;
 use lmkit::models::{AutoModelForSequenceClassification, ModelInput};
 use lmkit::nn::cross_entropy;
-use lmkit::optim::{grads_of, AdamW, AdamWConfig};
+use lmkit::nn::optim::{grads_of, AdamW, AdamWConfig};
 
 fn main() -> anyhow::Result<()> {
     let fx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
@@ -39,7 +40,11 @@ fn main() -> anyhow::Result<()> {
     };
     let y = Tensor::new(&[0u32, 2, 1], &dev)?;
     for name in ["tiny-bert-cls", "tiny-distilbert-cls"] {
-        let m = AutoModelForSequenceClassification::load(&fx.join(name), None, &dev, Some(7))?;
+        let m = AutoModelForSequenceClassification::load(
+            &fx.join(name),
+            None,
+            &LoadOptions::training(7),
+        )?;
         let params = m.params();
         let mut opt = AdamW::new(
             params.clone(),

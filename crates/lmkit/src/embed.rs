@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
 
-use crate::models::{bert::mean_pool, AutoModel};
+use crate::models::{bert::mean_pool, AutoModel, LoadOptions};
 use crate::tokenize::{AutoTokenizer, EncodeOptions, Padding};
 
 /// How token vectors become one sentence vector (sentence-transformers' `Pooling`).
@@ -32,17 +32,12 @@ pub struct SentenceTransformer {
 }
 
 impl SentenceTransformer {
-    /// int8 encoder projections for inference (`nn::int8`).
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        self.model.quantize_int8()
+    pub fn from_pretrained(id: &str, opts: &LoadOptions) -> Result<Self> {
+        Self::from_folder(&crate::hub::resolve(id)?, opts)
     }
 
-    pub fn from_pretrained(id: &str) -> Result<Self> {
-        Self::from_folder(&crate::store::resolve(id)?)
-    }
-
-    pub fn from_folder(dir: &Path) -> Result<Self> {
-        let model = AutoModel::from_folder(dir, &Device::Cpu)?;
+    pub fn from_folder(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let model = AutoModel::from_folder(dir, opts)?;
         let tokenizer = AutoTokenizer::from_folder(dir)?;
         let (mut pooling, mut normalize) = (Pooling::Mean, false);
         let modules = dir.join("modules.json");

@@ -11,20 +11,15 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{EncodeInput, Tokenizer};
 
-use crate::models::ModelInput;
+pub use crate::formats::tokenizer::{byte_level_bpe, copy_tokenizer_files, TOKENIZER_FILES};
 
-/// Files that make up a tokenizer in a Hugging Face folder.
-pub const TOKENIZER_FILES: &[&str] = &[
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "sentencepiece.bpe.model",
-    "spiece.model",
-];
-
+/// Token tensors a model takes: ids and mask are (batch, seq) u32; token types optional.
+#[derive(Clone, Debug)]
+pub struct ModelInput {
+    pub input_ids: Tensor,
+    pub attention_mask: Tensor,
+    pub token_type_ids: Option<Tensor>,
+}
 /// How to pad a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Padding {
@@ -109,7 +104,7 @@ pub struct AutoTokenizer {
 impl AutoTokenizer {
     /// Resolves `id` through the model store and loads its tokenizer.
     pub fn from_pretrained(id: &str) -> Result<Self> {
-        let dir = crate::store::resolve(id)?;
+        let dir = crate::hub::resolve(id)?;
         Self::from_folder(&dir)
     }
 
@@ -342,36 +337,4 @@ fn wordpiece_from_vocab(vocab: &Path, lowercase: bool) -> Result<Tokenizer> {
     )));
     tok.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
     Ok(tok)
-}
-
-/// GPT-2 style byte-level BPE from vocab.json + merges.txt.
-pub fn byte_level_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
-    use tokenizers::models::bpe::BPE;
-    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
-        .build()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read {} / {}: {e}",
-                vocab.display(),
-                merges.display()
-            )
-        })?;
-    let mut tok = Tokenizer::new(bpe);
-    tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
-    tok.with_decoder(Some(ByteLevel::default()));
-    tok.with_post_processor(Some(ByteLevel::new(false, true, true)));
-    Ok(tok)
-}
-
-/// Copies the tokenizer files of one model folder into another (for a saved fine-tune).
-pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<()> {
-    for f in TOKENIZER_FILES {
-        let src = from.join(f);
-        if src.is_file() {
-            let bytes = std::fs::read(&src)?;
-            crate::util::write_atomic(&to.join(f), &bytes)?;
-        }
-    }
-    Ok(())
 }

@@ -16,7 +16,7 @@ use crate::data::Dataset;
 use crate::metrics::{classification_report, Report};
 use crate::models::AutoModelForSequenceClassification;
 use crate::nn::cross_entropy;
-use crate::optim::{accumulate, clip_grad_norm, AdamW, AdamWConfig, Grads, Schedule};
+use crate::nn::optim::{accumulate, clip_grad_norm, AdamW, AdamWConfig, Grads, Schedule};
 
 /// Everything that shapes a run. Defaults are the course's: Adam 5e-5, batch 64, 5 epochs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -267,7 +267,8 @@ fn load_checkpoint(
     model: &AutoModelForSequenceClassification,
     opt: &mut AdamW,
 ) -> Result<TrainState> {
-    let t = crate::nn::weights::read_checkpoint(&ckpt.join("model.safetensors"), &Device::Cpu)?;
+    let t =
+        crate::formats::checkpoint::read_checkpoint(&ckpt.join("model.safetensors"), &Device::Cpu)?;
     for (name, var) in model.params() {
         let v = t
             .get(&name)

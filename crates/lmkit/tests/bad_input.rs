@@ -23,7 +23,7 @@ fn truncated_safetensors_names_the_file() {
     let f = tmp.path().join("model.safetensors");
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
-    let err = AutoModel::from_folder(tmp.path(), &Device::Cpu)
+    let err = AutoModel::from_folder(tmp.path(), &LoadOptions::default())
         .err()
         .expect("must fail")
         .to_string();
@@ -45,7 +45,7 @@ fn missing_and_misshapen_tensors_are_named() {
     std::fs::write(&cfg, text).unwrap();
     let err = format!(
         "{:#}",
-        AutoModel::from_folder(tmp.path(), &Device::Cpu)
+        AutoModel::from_folder(tmp.path(), &LoadOptions::default())
             .err()
             .unwrap()
     );
@@ -64,7 +64,7 @@ fn missing_and_misshapen_tensors_are_named() {
     std::fs::write(&cfg, text).unwrap();
     let err = format!(
         "{:#}",
-        AutoModel::from_folder(tmp.path(), &Device::Cpu)
+        AutoModel::from_folder(tmp.path(), &LoadOptions::default())
             .err()
             .unwrap()
     );
@@ -85,7 +85,7 @@ fn unknown_model_type_is_refused() {
     std::fs::write(&cfg, text).unwrap();
     let err = format!(
         "{:#}",
-        AutoModel::from_folder(tmp.path(), &Device::Cpu)
+        AutoModel::from_folder(tmp.path(), &LoadOptions::default())
             .err()
             .unwrap()
     );
@@ -97,8 +97,8 @@ fn unknown_model_type_is_refused() {
 
 #[test]
 fn a_bare_encoder_is_not_a_classifier_without_labels() {
-    let dir = lmkit::store::resolve("sentence-transformers/paraphrase-MiniLM-L3-v2").unwrap();
-    let err = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None)
+    let dir = lmkit::hub::resolve("sentence-transformers/paraphrase-MiniLM-L3-v2").unwrap();
+    let err = AutoModelForSequenceClassification::load(&dir, None, &LoadOptions::default())
         .err()
         .unwrap()
         .to_string();
@@ -107,8 +107,11 @@ fn a_bare_encoder_is_not_a_classifier_without_labels() {
 
 #[test]
 fn empty_and_overlong_texts() {
-    let st = SentenceTransformer::from_pretrained("sentence-transformers/paraphrase-MiniLM-L3-v2")
-        .unwrap();
+    let st = SentenceTransformer::from_pretrained(
+        "sentence-transformers/paraphrase-MiniLM-L3-v2",
+        &LoadOptions::default(),
+    )
+    .unwrap();
     // "" is [CLS] [SEP], as in transformers: a valid (if meaningless) embedding.
     let v = st.encode(&["", "hello"]).unwrap();
     assert!(v[0].iter().all(|x| x.is_finite()));
@@ -134,7 +137,8 @@ fn empty_and_overlong_texts() {
 
 #[test]
 fn token_ids_beyond_the_vocabulary_are_an_error() {
-    let m = AutoModel::from_folder(&fixtures().join("tiny-bert-cls"), &Device::Cpu).unwrap();
+    let m =
+        AutoModel::from_folder(&fixtures().join("tiny-bert-cls"), &LoadOptions::default()).unwrap();
     let ids = candle_core::Tensor::new(&[[1u32, 500]], &Device::Cpu).unwrap();
     let x = lmkit::models::ModelInput {
         attention_mask: ids.ones_like().unwrap(),

@@ -8,9 +8,9 @@ use std::cell::Cell;
 
 use candle_core::Device;
 use lmkit::data::batches::{batches, BatchOptions};
+use lmkit::data::eda::{value_counts, GaussianKde};
 use lmkit::data::io::{load_file, save, Format, LoadOptions};
 use lmkit::data::{load_dataset, Column, Feature, Field, MapOptions};
-use lmkit::eda::{value_counts, GaussianKde};
 
 const EMOTIONS: [&str; 6] = ["sadness", "joy", "love", "anger", "fear", "surprise"];
 

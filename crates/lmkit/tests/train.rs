@@ -8,7 +8,8 @@ use candle_core::Device;
 use lmkit::data::{ClassLabel, Column, Dataset, Feature, Field};
 use lmkit::metrics::{classification_report, confusion_matrix};
 use lmkit::models::AutoModelForSequenceClassification;
-use lmkit::optim::AdamWConfig;
+use lmkit::models::LoadOptions;
+use lmkit::nn::optim::AdamWConfig;
 use lmkit::train::{fit, latest_checkpoint, predict, EarlyStopping, TrainConfig};
 
 #[test]
@@ -118,8 +119,9 @@ fn tiny(seed: u64) -> AutoModelForSequenceClassification {
     let labels = vec!["neg".into(), "neu".into(), "pos".into()];
     // A fresh head on the tiny body: the same situation as fine-tuning a pretrained encoder.
     let dir = fixtures().join("tiny-bert-cls");
-    let m = AutoModelForSequenceClassification::load(&dir, Some(labels), &Device::Cpu, Some(seed))
-        .unwrap();
+    let m =
+        AutoModelForSequenceClassification::load(&dir, Some(labels), &LoadOptions::training(seed))
+            .unwrap();
     assert!(
         m.newly_initialised().is_empty(),
         "tiny-bert-cls has its own head"
@@ -235,7 +237,7 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     );
     let still = latest_checkpoint(dir.path()).unwrap();
     let reloaded =
-        AutoModelForSequenceClassification::load(&still, None, &Device::Cpu, None).unwrap();
+        AutoModelForSequenceClassification::load(&still, None, &LoadOptions::default()).unwrap();
     let p = predict(&reloaded, &val, 8, Some("label"), 0).unwrap();
     assert!(p.loss.unwrap().is_finite());
 }
@@ -296,7 +298,8 @@ fn a_saved_classifier_reloads_with_the_same_logits_and_transformers_names() {
     fit(&m, &train, Some(&val), &cfg(1), dir.path(), false, 0).unwrap();
     let out = dir.path().join("saved");
     m.save_pretrained(&out).unwrap();
-    let back = AutoModelForSequenceClassification::load(&out, None, &Device::Cpu, None).unwrap();
+    let back =
+        AutoModelForSequenceClassification::load(&out, None, &LoadOptions::default()).unwrap();
     assert_eq!(back.labels, vec!["neg", "neu", "pos"]);
     let (a, b) = (
         predict(&m, &val, 8, None, 0).unwrap(),
@@ -305,8 +308,9 @@ fn a_saved_classifier_reloads_with_the_same_logits_and_transformers_names() {
     assert_eq!(a.logits, b.logits);
     // Exactly the tensor names transformers wrote for the same architecture.
     let ours =
-        lmkit::nn::weights::read_checkpoint(&out.join("model.safetensors"), &Device::Cpu).unwrap();
-    let theirs = lmkit::nn::weights::read_checkpoint(
+        lmkit::formats::checkpoint::read_checkpoint(&out.join("model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let theirs = lmkit::formats::checkpoint::read_checkpoint(
         &fixtures().join("tiny-bert-cls/model.safetensors"),
         &Device::Cpu,
     )

@@ -7,7 +7,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::Dataset;
-use crate::models::ModelInput;
+use crate::tokenize::ModelInput;
 
 #[derive(Clone, Debug)]
 pub struct BatchOptions {

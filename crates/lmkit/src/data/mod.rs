@@ -3,6 +3,7 @@
 //! shuffles and splits that are reproducible from a seed.
 
 pub mod batches;
+pub mod eda;
 pub mod io;
 
 use std::collections::BTreeMap;
@@ -416,7 +417,7 @@ impl Dataset {
             let mut h = Sha256::new();
             h.update(self.fingerprint());
             h.update(fp.as_bytes());
-            crate::store::home()
+            crate::hub::home()
                 .join("datasets")
                 .join("cache")
                 .join(format!("{:x}.json", h.finalize()))

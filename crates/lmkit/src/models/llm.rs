@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_gemma3, quantized_llama};
 
-use crate::gguf::{GgufFile, GgufTokenizer};
+use crate::formats::gguf::{GgufFile, GgufTokenizer};
 
 enum Arch {
     Llama(quantized_llama::ModelWeights),

@@ -1,30 +1,23 @@
 //! Model architectures (one file each) and the `Auto*` entry points that pick one from a
 //! folder's config.json, as transformers' `AutoModel` classes do.
 
-pub mod bart;
 pub mod bert;
 pub mod distilbert;
+mod grad;
 pub mod llm;
 pub mod seq2seq;
-pub mod t5;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 
+pub use crate::nn::LoadOptions;
 use crate::nn::Weights;
+pub use crate::tokenize::ModelInput;
 use bert::{BertConfig, BertForSequenceClassification, BertModel};
 use distilbert::{DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel};
-
-/// Token tensors a model takes: ids and mask are (batch, seq) u32; token types optional.
-#[derive(Clone, Debug)]
-pub struct ModelInput {
-    pub input_ids: Tensor,
-    pub attention_mask: Tensor,
-    pub token_type_ids: Option<Tensor>,
-}
 
 /// An architecture's config, read from config.json by its `model_type`.
 #[derive(Clone, Debug)]
@@ -100,12 +93,14 @@ impl Config {
     }
 }
 
-fn weights_for(dir: &Path, device: &Device, arch: &ArchConfig) -> Result<Weights> {
+fn weights_for(dir: &Path, opts: &LoadOptions, arch: &ArchConfig) -> Result<Weights> {
     let prefix = match arch {
         ArchConfig::Bert(_) => "bert.",
         ArchConfig::DistilBert(_) => "distilbert.",
     };
-    Ok(Weights::from_folder(dir, device)?.optional_prefixes(&[prefix]))
+    Weights::from_folder(dir, &opts.device)?
+        .optional_prefixes(&[prefix])
+        .configure(opts)
 }
 
 /// The body of an encoder, whatever its architecture.
@@ -122,25 +117,11 @@ impl Encoder {
         })
     }
 
-    /// int8 encoder projections for inference (`nn::int8`).
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        match self {
-            Self::Bert(m) => m.quantize_int8()?,
-            Self::DistilBert(m) => m.quantize_int8()?,
-        }
-        Ok(())
-    }
-
-    /// Last hidden state (batch, seq, hidden).
+    /// Last hidden state (B, T, C).
     pub fn forward(&self, x: &ModelInput, train: bool) -> candle_core::Result<Tensor> {
         match self {
-            Self::Bert(m) => m.forward(
-                &x.input_ids,
-                &x.attention_mask,
-                x.token_type_ids.as_ref(),
-                train,
-            ),
-            Self::DistilBert(m) => m.forward(&x.input_ids, &x.attention_mask, train),
+            Self::Bert(m) => m.forward(x, train),
+            Self::DistilBert(m) => m.forward(x, train),
         }
     }
 }
@@ -153,15 +134,15 @@ pub struct AutoModel {
 }
 
 impl AutoModel {
-    /// Resolves `id` through the model store (see [`crate::store::resolve`]) and loads it.
-    pub fn from_pretrained(id: &str) -> Result<Self> {
-        let dir = crate::store::resolve(id)?;
-        Self::from_folder(&dir, &Device::Cpu)
+    /// Resolves `id` through the model store (see [`crate::hub::resolve`]) and loads it.
+    pub fn from_pretrained(id: &str, opts: &LoadOptions) -> Result<Self> {
+        let dir = crate::hub::resolve(id)?;
+        Self::from_folder(&dir, opts)
     }
 
-    pub fn from_folder(dir: &Path, device: &Device) -> Result<Self> {
+    pub fn from_folder(dir: &Path, opts: &LoadOptions) -> Result<Self> {
         let config = Config::from_folder(dir)?;
-        let w = weights_for(dir, device, &config.arch)?;
+        let w = weights_for(dir, opts, &config.arch)?;
         let encoder = Encoder::load(&w, &config.arch)?;
         Ok(Self {
             encoder,
@@ -172,12 +153,6 @@ impl AutoModel {
 
     pub fn forward(&self, x: &ModelInput) -> Result<Tensor> {
         Ok(self.encoder.forward(x, false)?)
-    }
-
-    /// int8 encoder projections for inference (`nn::int8`); see the README for what it costs
-    /// in accuracy and buys in speed.
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        self.encoder.quantize_int8()
     }
 }
 
@@ -202,32 +177,23 @@ impl AutoModelForSequenceClassification {
     pub fn from_pretrained(id: &str, num_labels: usize) -> Result<Self> {
         let labels = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
         Self::load(
-            &crate::store::resolve(id)?,
+            &crate::hub::resolve(id)?,
             Some(labels),
-            &Device::Cpu,
-            None,
+            &LoadOptions::default(),
         )
     }
 
     /// A fine-tuned classifier as saved, labels from its config.json.
-    pub fn from_finetuned(id: &str) -> Result<Self> {
-        Self::load(&crate::store::resolve(id)?, None, &Device::Cpu, None)
+    pub fn from_finetuned(id: &str, opts: &LoadOptions) -> Result<Self> {
+        Self::load(&crate::hub::resolve(id)?, None, opts)
     }
 
     /// Loads from a folder. `labels`: the classes of a new head (None: take the checkpoint's
-    /// `id2label`). `train_seed`: make every weight trainable, seeding the new head and dropout.
-    pub fn load(
-        dir: &Path,
-        labels: Option<Vec<String>>,
-        device: &Device,
-        train_seed: Option<u64>,
-    ) -> Result<Self> {
+    /// `id2label`). `opts.for_training`: make every weight trainable, seeding the new head and
+    /// dropout.
+    pub fn load(dir: &Path, labels: Option<Vec<String>>, opts: &LoadOptions) -> Result<Self> {
         let config = Config::from_folder(dir)?;
-        let mut w = weights_for(dir, device, &config.arch)?;
-        w = match train_seed {
-            Some(seed) => w.trainable(seed),
-            None => w.seed(42),
-        };
+        let w = weights_for(dir, opts, &config.arch)?;
         let labels = match labels {
             Some(l) => l,
             None => config.id2label().ok_or_else(|| {
@@ -274,35 +240,17 @@ impl AutoModelForSequenceClassification {
         })
     }
 
-    /// int8 encoder projections for inference (`nn::int8`). Refused for a model loaded for
-    /// training: the int8 copy is taken once and would not follow the updates.
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        if !self.params().is_empty() {
-            bail!("int8 is for inference: quantize a trained model after loading it for prediction, not one loaded for training")
-        }
-        match &mut self.arch {
-            ClassifierArch::Bert(m) => m.bert.quantize_int8()?,
-            ClassifierArch::DistilBert(m) => m.distilbert.quantize_int8()?,
-        }
-        Ok(())
-    }
-
-    /// Logits (batch, num_labels).
+    /// Logits (B, num_labels).
     pub fn forward(&self, x: &ModelInput, train: bool) -> candle_core::Result<Tensor> {
         match &self.arch {
-            ClassifierArch::Bert(m) => m.forward(
-                &x.input_ids,
-                &x.attention_mask,
-                x.token_type_ids.as_ref(),
-                train,
-            ),
-            ClassifierArch::DistilBert(m) => m.forward(&x.input_ids, &x.attention_mask, train),
+            ClassifierArch::Bert(m) => m.forward(x, train),
+            ClassifierArch::DistilBert(m) => m.forward(x, train),
         }
     }
 
     /// Training mode's cross-entropy loss on a batch, and `scale` times the gradient of every
     /// parameter in `params` (scale = 1 / accumulation steps). BERT and DistilBERT on the CPU take
-    /// their written-out backward pass (`crate::nn::backward`: the same gradients without
+    /// their written-out backward pass (`grad`: the same gradients without
     /// autograd's zero-filled accumulators); anything else candle's autograd.
     pub fn loss_and_grads(
         &self,
@@ -310,19 +258,13 @@ impl AutoModelForSequenceClassification {
         labels: &Tensor,
         scale: f64,
         params: &[(String, Var)],
-    ) -> candle_core::Result<(Tensor, crate::optim::Grads)> {
+    ) -> candle_core::Result<(Tensor, crate::nn::optim::Grads)> {
         let written_out = match &self.arch {
-            ClassifierArch::Bert(m) if m.bert.has_written_out_backward() => {
-                Some(m.loss_and_grads(
-                    &x.input_ids,
-                    &x.attention_mask,
-                    x.token_type_ids.as_ref(),
-                    labels,
-                    scale,
-                )?)
+            ClassifierArch::Bert(m) if grad::supported(m) => {
+                Some(grad::loss_and_grads(m, x, labels, scale)?)
             }
-            ClassifierArch::DistilBert(m) if m.distilbert.has_written_out_backward() => {
-                Some(m.loss_and_grads(&x.input_ids, &x.attention_mask, labels, scale)?)
+            ClassifierArch::DistilBert(m) if grad::supported(m) => {
+                Some(grad::loss_and_grads(m, x, labels, scale)?)
             }
             _ => None,
         };
@@ -339,10 +281,10 @@ impl AutoModelForSequenceClassification {
         labels: &Tensor,
         scale: f64,
         params: &[(String, Var)],
-    ) -> candle_core::Result<(Tensor, crate::optim::Grads)> {
+    ) -> candle_core::Result<(Tensor, crate::nn::optim::Grads)> {
         let loss = crate::nn::cross_entropy(&self.forward(x, true)?, labels)?;
         let store = (&loss * scale)?.backward()?;
-        Ok((loss.detach(), crate::optim::grads_of(&store, params)))
+        Ok((loss.detach(), crate::nn::optim::grads_of(&store, params)))
     }
 
     /// Trainable parameters by name (empty unless loaded with a training seed).
@@ -398,7 +340,7 @@ impl AutoModelForSequenceClassification {
             .into_iter()
             .map(|(n, t)| Ok((n, t.to_dtype(DType::F32)?)))
             .collect::<candle_core::Result<_>>()?;
-        crate::nn::weights::save_safetensors(&tensors, &out.join("model.safetensors"))?;
+        crate::formats::checkpoint::save_safetensors(&tensors, &out.join("model.safetensors"))?;
         let cfg = serde_json::to_string_pretty(&self.config_json())?;
         crate::util::write_atomic(&out.join("config.json"), cfg.as_bytes())?;
         if !self.dir.as_os_str().is_empty() && self.dir != out {

@@ -7,7 +7,7 @@
 //! which is what the optimiser updates and what `save` writes.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Result, Shape, Tensor, Var};
@@ -15,6 +15,51 @@ use rand::SeedableRng;
 use rand_distr::Distribution;
 
 use super::DropoutRng;
+use crate::formats::checkpoint::{checkpoint_files, read_checkpoint};
+
+/// How a model is loaded. One value carries the choice from the CLI, the Python binding or the
+/// server through `from_pretrained` into [`Weights`], where each layer reads what concerns it.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub device: Device,
+    /// The dtype the weights are converted to (f32; f64 for gradient checks).
+    pub dtype: DType,
+    /// int8 weights for the encoder projections (`nn::kernels::int8`), for inference only. The
+    /// embeddings, pooler and head stay f32: they are under 1% of the work.
+    pub int8: bool,
+    /// `Some(seed)`: load for fine-tuning. Every weight becomes a trainable `Var`, and the seed
+    /// draws the new head's weights and the dropout masks.
+    pub for_training: Option<u64>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            dtype: DType::F32,
+            int8: false,
+            for_training: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Inference with int8 encoder projections when `on`.
+    pub fn int8(on: bool) -> Self {
+        Self {
+            int8: on,
+            ..Self::default()
+        }
+    }
+
+    /// Fine-tuning on the CPU with this seed.
+    pub fn training(seed: u64) -> Self {
+        Self {
+            for_training: Some(seed),
+            ..Self::default()
+        }
+    }
+}
 
 /// How to initialise a tensor that is new by design (not in the checkpoint).
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +77,8 @@ struct Inner {
     device: Device,
     dtype: DType,
     trainable: bool,
+    /// Encoder projections loaded through [`crate::nn::Linear::load`] get int8 copies.
+    int8: bool,
     params: Mutex<Vec<(String, Var)>>,
     frozen: Mutex<Vec<(String, Tensor)>>,
     initialised: Mutex<Vec<String>>,
@@ -62,6 +109,7 @@ impl Weights {
                 device: device.clone(),
                 dtype: DType::F32,
                 trainable: false,
+                int8: false,
                 params: Mutex::new(vec![]),
                 frozen: Mutex::new(vec![]),
                 initialised: Mutex::new(vec![]),
@@ -124,6 +172,27 @@ impl Weights {
             i.init_rng = Mutex::new(rand::rngs::StdRng::seed_from_u64(seed));
             i.dropout_rng = DropoutRng::new(seed);
         })
+    }
+
+    /// Applies what [`LoadOptions`] says about the weights: dtype, int8, training mode and
+    /// seed (an inference model is seeded with 42, so a new head is reproducible too).
+    pub fn configure(self, opts: &LoadOptions) -> anyhow::Result<Self> {
+        if opts.int8 && opts.for_training.is_some() {
+            anyhow::bail!(
+                "int8 is for inference: load a trained model for prediction with int8, not one \
+                 loaded for training (its int8 copy would not follow the updates)"
+            )
+        }
+        let w = self.dtype(opts.dtype).with_inner(|i| i.int8 = opts.int8);
+        Ok(match opts.for_training {
+            Some(seed) => w.trainable(seed),
+            None => w.seed(42),
+        })
+    }
+
+    /// Whether encoder projections take int8 copies ([`LoadOptions::int8`]).
+    pub fn int8(&self) -> bool {
+        self.inner.int8
     }
 
     pub fn dtype(self, dtype: DType) -> Self {
@@ -303,64 +372,6 @@ impl Weights {
         v.sort();
         v
     }
-}
-
-/// The weight files of a Hugging Face model folder, in the order transformers prefers them.
-pub fn checkpoint_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        return Ok(vec![single]);
-    }
-    let index = dir.join("model.safetensors.index.json");
-    if index.is_file() {
-        let text = std::fs::read_to_string(&index)?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: invalid JSON: {e}", index.display()))?;
-        let map = v["weight_map"]
-            .as_object()
-            .ok_or_else(|| anyhow::anyhow!("{}: no \"weight_map\" object", index.display()))?;
-        let files: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
-        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
-    }
-    let bin = dir.join("pytorch_model.bin");
-    if bin.is_file() {
-        return Ok(vec![bin]);
-    }
-    anyhow::bail!(
-        "no weights in {}: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin",
-        dir.display()
-    )
-}
-
-/// Reads one checkpoint file (safetensors, or a PyTorch pickle via candle's reader).
-pub fn read_checkpoint(path: &Path, device: &Device) -> anyhow::Result<HashMap<String, Tensor>> {
-    let is_bin = path.extension().is_some_and(|e| e == "bin" || e == "pt");
-    let r = if is_bin {
-        candle_core::pickle::read_all(path).map(|v| v.into_iter().collect())
-    } else {
-        candle_core::safetensors::load(path, device)
-    };
-    r.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read weights from {}: {e} (is the file complete? re-fetch the model)",
-            path.display()
-        )
-    })
-}
-
-/// Writes tensors as safetensors atomically (temp file, then rename), so an interrupted save
-/// never leaves a half-written file under the final name.
-pub fn save_safetensors(tensors: &[(String, Tensor)], path: &Path) -> anyhow::Result<()> {
-    let map: HashMap<String, Tensor> = tensors
-        .iter()
-        .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
-        .collect::<Result<_>>()?;
-    // transformers refuses safetensors files whose metadata lacks format=pt.
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    let bytes = safetensors::serialize(&map, Some(meta))
-        .map_err(|e| anyhow::anyhow!("serialising {}: {e}", path.display()))?;
-    crate::util::write_atomic(path, &bytes)
 }
 
 /// Builds a named set of random tensors the way transformers initialises a new model, for tests

@@ -6,6 +6,7 @@ use anyhow::Result;
 use candle_core::Device;
 
 use crate::embed::SentenceTransformer;
+use crate::models::LoadOptions;
 use crate::tokenize::{EncodeOptions, Padding};
 
 pub struct FeatureExtractionPipeline {
@@ -14,9 +15,9 @@ pub struct FeatureExtractionPipeline {
 }
 
 impl FeatureExtractionPipeline {
-    pub fn new(id: &str) -> Result<Self> {
+    pub fn new(id: &str, opts: &LoadOptions) -> Result<Self> {
         Ok(Self {
-            model: SentenceTransformer::from_folder(&super::model_dir(id)?)?,
+            model: SentenceTransformer::from_folder(&super::model_dir(id)?, opts)?,
             model_id: id.to_string(),
         })
     }

@@ -9,7 +9,7 @@
 //! ```
 
 pub mod feature_extraction;
-pub mod seq2seq_llm;
+pub mod prompted;
 pub mod text2text;
 pub mod text_classification;
 pub mod text_generation;
@@ -19,6 +19,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
+
+use crate::models::LoadOptions;
 
 pub use feature_extraction::FeatureExtractionPipeline;
 pub use text_classification::{LabelScore, TextClassificationPipeline};
@@ -92,15 +94,22 @@ pub enum Pipeline {
 
 /// transformers' `pipeline(task, model=...)`. `model: None` takes the task's default.
 pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
+    pipeline_with(task, model, &LoadOptions::default())
+}
+
+/// [`pipeline`] with how to load the model (`LoadOptions::int8(true)`: int8 encoder
+/// projections, faster on the CPU at a small quantization error; README, "int8 inference").
+pub fn pipeline_with(task: &str, model: Option<&str>, opts: &LoadOptions) -> Result<Pipeline> {
     Ok(match task {
         "sentiment-analysis" | "text-classification" => Pipeline::TextClassification(
-            TextClassificationPipeline::new(model.unwrap_or(DEFAULT_SENTIMENT_MODEL))?,
+            TextClassificationPipeline::new(model.unwrap_or(DEFAULT_SENTIMENT_MODEL), opts)?,
         ),
         "zero-shot-classification" => {
-            Pipeline::ZeroShot(ZeroShotClassificationPipeline::new(model)?)
+            Pipeline::ZeroShot(ZeroShotClassificationPipeline::new(model, opts)?)
         }
         "feature-extraction" => Pipeline::FeatureExtraction(FeatureExtractionPipeline::new(
             model.unwrap_or(DEFAULT_FEATURE_MODEL),
+            opts,
         )?),
         "text-generation" => bail!(
             "text-generation streams one prompt at a time: use \
@@ -108,7 +117,7 @@ pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
         ),
         "translation" | "summarization" => bail!(
             "{task} runs one text at a time: use pipelines::text2text::Text2TextPipeline \
-             with a Marian/BART/T5 checkpoint, or pipelines::seq2seq_llm::PromptedPipeline \
+             with a Marian/BART/T5 checkpoint, or pipelines::prompted::PromptedPipeline \
              to prompt an LLM (CLI: `lmkit pipeline {task}`)"
         ),
         other => bail!("unknown task {other:?}; available: {}", TASKS.join(", ")),
@@ -116,16 +125,6 @@ pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
 }
 
 impl Pipeline {
-    /// int8 encoder projections for inference (`nn::int8`): faster on the CPU, a small
-    /// quantization error (README, "int8 inference").
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        match self {
-            Self::TextClassification(t) => t.model.quantize_int8(),
-            Self::ZeroShot(z) => z.quantize_int8(),
-            Self::FeatureExtraction(f) => f.model.quantize_int8(),
-        }
-    }
-
     /// Runs the pipeline on texts; one output per text, in input order.
     pub fn run<S: AsRef<str>>(
         &self,
@@ -197,7 +196,7 @@ pub fn model_dir(id: &str) -> Result<PathBuf> {
     if in_run.join("config.json").is_file() {
         return Ok(in_run);
     }
-    crate::store::resolve(id)
+    crate::hub::resolve(id)
 }
 
 fn not_a_classifier(id: &str, e: anyhow::Error) -> anyhow::Error {

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 
+use crate::formats::spm::MarianTokenizer;
+use crate::generation::beam::{generate, SearchConfig};
 use crate::models::seq2seq::{load_folder, model_type, Seq2SeqModel, SEQ2SEQ_TYPES};
-use crate::pipelines::seq2seq_llm::{language_name, Seq2SeqOutput};
-use crate::search::{generate, SearchConfig};
-use crate::spm::MarianTokenizer;
+use crate::pipelines::prompted::{language_name, Seq2SeqOutput};
 use crate::tokenize::{AutoTokenizer, EncodeOptions, Padding};
 
 /// A tokenizer.json (T5, BART, converted Marian), or Marian's SentencePiece files.
@@ -96,7 +96,7 @@ pub struct Text2TextPipeline {
 
 /// Whether `model` (a store id or folder) is a seq2seq checkpoint lmkit can run.
 pub fn is_seq2seq(model: &str) -> bool {
-    let Ok(dir) = crate::store::resolve(model) else {
+    let Ok(dir) = crate::hub::resolve(model) else {
         return false;
     };
     matches!(model_type(&dir), Ok(Some(t)) if SEQ2SEQ_TYPES.contains(&t.as_str()))
@@ -104,7 +104,7 @@ pub fn is_seq2seq(model: &str) -> bool {
 
 impl Text2TextPipeline {
     pub fn new(model: &str) -> Result<Self> {
-        let dir = crate::store::resolve(model)?;
+        let dir = crate::hub::resolve(model)?;
         let cfg = crate::util::read_json_if_exists(&dir.join("config.json"))?;
         let mt = cfg["model_type"].as_str().unwrap_or_default().to_string();
         if !SEQ2SEQ_TYPES.contains(&mt.as_str()) {

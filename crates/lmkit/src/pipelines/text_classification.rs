@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-use crate::models::AutoModelForSequenceClassification;
+use crate::models::{AutoModelForSequenceClassification, LoadOptions};
 use crate::tokenize::{AutoTokenizer, EncodeOptions, Padding};
 
 /// One label and its score.
@@ -34,9 +34,9 @@ pub struct TextClassificationPipeline {
 
 impl TextClassificationPipeline {
     /// Loads a fine-tuned classifier (a store id, a model folder or a `lmkit finetune` run).
-    pub fn new(id: &str) -> Result<Self> {
+    pub fn new(id: &str, opts: &LoadOptions) -> Result<Self> {
         let dir = super::model_dir(id)?;
-        let model = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None)
+        let model = AutoModelForSequenceClassification::load(&dir, None, opts)
             .map_err(|e| super::not_a_classifier(id, e))?;
         let missing = model.newly_initialised();
         if !missing.is_empty() {

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::generate::{generate, Generated, GenerationConfig};
+use crate::generation::sampling::{generate, Generated, GenerationConfig};
 use crate::models::llm::CausalLM;
 
 pub const DEFAULT_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
@@ -28,7 +28,7 @@ impl TextGenerationPipeline {
         let dir = if path.is_file() {
             path.to_path_buf()
         } else {
-            crate::store::resolve(id)?
+            crate::hub::resolve(id)?
         };
         Ok(Self {
             model: CausalLM::from_path(&dir)?,
@@ -43,7 +43,12 @@ impl TextGenerationPipeline {
         }
         let text = if chat {
             let m = &self.model;
-            crate::gguf::chat_prompt(m.chat_template.as_deref(), &m.path, &m.tokenizer, prompt)?
+            crate::formats::gguf::chat_prompt(
+                m.chat_template.as_deref(),
+                &m.path,
+                &m.tokenizer,
+                prompt,
+            )?
         } else {
             prompt.to_string()
         };

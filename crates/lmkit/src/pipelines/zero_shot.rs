@@ -16,7 +16,7 @@ use candle_core::Device;
 use serde::Serialize;
 
 use crate::embed::{cosine_similarity, SentenceTransformer};
-use crate::models::AutoModelForSequenceClassification;
+use crate::models::{AutoModelForSequenceClassification, LoadOptions};
 use crate::tokenize::{AutoTokenizer, EncodeOptions, Padding};
 
 pub const DEFAULT_TEMPLATE: &str = "This example is {}.";
@@ -118,9 +118,9 @@ pub struct NliModel {
 }
 
 impl NliModel {
-    pub fn new(id: &str) -> Result<Self> {
+    pub fn new(id: &str, opts: &LoadOptions) -> Result<Self> {
         let dir = super::model_dir(id)?;
-        let model = AutoModelForSequenceClassification::load(&dir, None, &Device::Cpu, None)
+        let model = AutoModelForSequenceClassification::load(&dir, None, opts)
             .map_err(|e| super::not_a_classifier(id, e))?;
         // As transformers: the first label whose name starts with "entail" (any case); the
         // contradiction logit is label 0, or the last label when entailment is 0.
@@ -207,14 +207,14 @@ pub struct ZeroShotClassificationPipeline {
     method: Method,
     pub model_id: String,
     pub batch_size: usize,
-    /// Models loaded on first use are quantized too ([`Self::quantize_int8`]).
-    int8: bool,
+    /// How the default method's models load when first used.
+    load: LoadOptions,
 }
 
 impl ZeroShotClassificationPipeline {
     /// `None`: the embedding method with the default models. A model whose labels include an
     /// entailment class: the NLI method. Any other model: the embedding method with it.
-    pub fn new(id: Option<&str>) -> Result<Self> {
+    pub fn new(id: Option<&str>, opts: &LoadOptions) -> Result<Self> {
         let Some(id) = id else {
             return Ok(Self {
                 method: Method::Auto {
@@ -225,7 +225,7 @@ impl ZeroShotClassificationPipeline {
                     "{ENGLISH_EMBEDDING_MODEL} (English) / {MULTILINGUAL_EMBEDDING_MODEL} (other scripts)"
                 ),
                 batch_size: 32,
-                int8: false,
+                load: opts.clone(),
             });
         };
         let dir = super::model_dir(id)?;
@@ -234,10 +234,10 @@ impl ZeroShotClassificationPipeline {
             .and_then(|c| c.id2label())
             .is_some_and(|l| l.iter().any(|l| l.to_lowercase().starts_with("entail")));
         let method = if is_nli {
-            Method::Nli(Box::new(NliModel::new(id)?))
+            Method::Nli(Box::new(NliModel::new(id, opts)?))
         } else {
             Method::Embedding {
-                model: Box::new(SentenceTransformer::from_folder(&dir)?),
+                model: Box::new(SentenceTransformer::from_folder(&dir, opts)?),
                 calibration: calibration(id),
             }
         };
@@ -245,30 +245,8 @@ impl ZeroShotClassificationPipeline {
             method,
             model_id: id.to_string(),
             batch_size: 32,
-            int8: false,
+            load: opts.clone(),
         })
-    }
-
-    /// int8 encoder projections for inference (`nn::int8`), now or, for the default models,
-    /// when each is first loaded.
-    pub fn quantize_int8(&mut self) -> Result<()> {
-        self.int8 = true;
-        match &mut self.method {
-            Method::Nli(m) => m.model.quantize_int8(),
-            Method::Embedding { model, .. } => model.quantize_int8(),
-            Method::Auto {
-                english,
-                multilingual,
-            } => {
-                for m in [english.get_mut(), multilingual.get_mut()]
-                    .into_iter()
-                    .flatten()
-                {
-                    m.quantize_int8()?;
-                }
-                Ok(())
-            }
-        }
     }
 
     /// "nli" or "embedding".
@@ -308,7 +286,7 @@ impl ZeroShotClassificationPipeline {
                 } else {
                     multilingual
                 };
-                let model = get_or_load(cell, id, self.int8)?;
+                let model = get_or_load(cell, id, &self.load)?;
                 embedding_scores(model, calibration(id), &texts, &hyps, opts.multi_label)?
             }
         };
@@ -346,15 +324,12 @@ impl ZeroShotClassificationPipeline {
 fn get_or_load<'a>(
     cell: &'a OnceLock<SentenceTransformer>,
     id: &str,
-    int8: bool,
+    opts: &LoadOptions,
 ) -> Result<&'a SentenceTransformer> {
     if let Some(m) = cell.get() {
         return Ok(m);
     }
-    let mut m = SentenceTransformer::from_pretrained(id)?;
-    if int8 {
-        m.quantize_int8()?;
-    }
+    let m = SentenceTransformer::from_pretrained(id, opts)?;
     Ok(cell.get_or_init(|| m))
 }
 

@@ -450,7 +450,7 @@ mod tests {
     /// Deterministic values in [-scale, scale) with some outliers, as activations have.
     fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         let outlier = |i: usize| if i % 97 == 5 { 8.0 } else { 1.0 };
-        let u = crate::nn::test_uniform(n, seed);
+        let u = crate::nn::kernels::test_uniform(n, seed);
         u.iter()
             .enumerate()
             .map(|(i, v)| v * scale * outlier(i))

@@ -129,14 +129,14 @@ impl AdamW {
             tensors.push((format!("m.{name}"), self.m[i].clone()));
             tensors.push((format!("v.{name}"), self.v[i].clone()));
         }
-        crate::nn::weights::save_safetensors(&tensors, &dir.join("optimizer.safetensors"))?;
+        crate::formats::checkpoint::save_safetensors(&tensors, &dir.join("optimizer.safetensors"))?;
         let state = serde_json::json!({"step": self.step, "config": self.config});
         crate::util::write_atomic(&dir.join("optimizer.json"), state.to_string().as_bytes())
     }
 
     pub fn load(&mut self, dir: &Path) -> Result<()> {
         let f = dir.join("optimizer.safetensors");
-        let t: HashMap<String, Tensor> = crate::nn::weights::read_checkpoint(
+        let t: HashMap<String, Tensor> = crate::formats::checkpoint::read_checkpoint(
             &f,
             self.m
                 .first()
@@ -344,6 +344,26 @@ impl Schedule {
             Self::Linear => base * (1.0 - progress).max(0.0),
             Self::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
         }
+    }
+}
+
+/// Gradients by parameter, as the written-out backward pass (`nn::encoder`) produces them:
+/// each is stored once, and added to only when a parameter is used twice.
+#[derive(Default)]
+pub struct ParamGrads(HashMap<candle_core::TensorId, Tensor>);
+
+impl ParamGrads {
+    pub fn add(&mut self, param: &Tensor, grad: Tensor) -> candle_core::Result<()> {
+        use std::collections::hash_map::Entry;
+        match self.0.entry(param.id()) {
+            Entry::Vacant(e) => _ = e.insert(grad),
+            Entry::Occupied(mut e) => *e.get_mut() = (e.get() + grad)?,
+        }
+        Ok(())
+    }
+
+    pub fn take(&mut self, param: &Tensor) -> Option<Tensor> {
+        self.0.remove(&param.id())
     }
 }
 

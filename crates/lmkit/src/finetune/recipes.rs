@@ -7,26 +7,23 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::finetune::FinetuneConfig;
-use crate::optim::AdamWConfig;
-use crate::optim::Schedule;
+use crate::hub::TrainedModel;
+use crate::nn::optim::AdamWConfig;
+use crate::nn::optim::Schedule;
 use crate::train::TrainConfig;
 
-/// A model built by fine-tuning.
-pub struct TrainedRecipe {
-    pub id: &'static str,
-    pub description: &'static str,
-    /// Wall minutes of a full build on the 2-core reference machine (measured, rounded up).
-    pub minutes: u32,
-    pub config: fn() -> FinetuneConfig,
+/// The fine-tuning settings that make each trained catalogue model ([`crate::hub::TRAINED_MODELS`]).
+pub fn config(id: &str) -> Option<FinetuneConfig> {
+    match id {
+        "lmkit/sentiment-sst2" => Some(sentiment_sst2()),
+        _ => None,
+    }
 }
 
-pub const TRAINED_MODELS: &[TrainedRecipe] = &[TrainedRecipe {
-    id: "lmkit/sentiment-sst2",
-    description: "sentiment (NEGATIVE/POSITIVE): all-MiniLM-L6-v2 fine-tuned by lmkit on SST-2 \
-                  train.tsv, 1 epoch, 5% held out for validation",
-    minutes: 45,
-    config: sentiment_sst2,
-}];
+/// Registers [`build`] with the store, so `hub::fetch` can build trained models.
+pub fn register() {
+    crate::hub::register_builder(build);
+}
 
 /// The recipe of `lmkit/sentiment-sst2`: one epoch over 95% of SST-2's 67,349 training phrases
 /// (the other 5%, stratified, seed 42, is the validation split it is scored on), AdamW 1e-4
@@ -61,19 +58,15 @@ fn sentiment_sst2() -> FinetuneConfig {
     }
 }
 
-pub fn trained(id: &str) -> Option<&'static TrainedRecipe> {
-    TRAINED_MODELS.iter().find(|r| r.id == id)
-}
-
 /// Runs a recipe and installs its model in the store (a no-op when present, unless `force`).
 /// The run folder (logs, plots, report.html, metrics.json) stays in `$LMKIT_HOME/runs/`;
 /// `train_limit` trains on a subset (a quicker, weaker model: for tests).
-pub fn build(r: &TrainedRecipe, force: bool, train_limit: Option<usize>) -> Result<PathBuf> {
-    let dest = crate::store::store_path(r.id);
+pub fn build(r: &TrainedModel, force: bool, train_limit: Option<usize>) -> Result<PathBuf> {
+    let dest = crate::hub::store_path(r.id);
     if dest.join("config.json").is_file() && !force {
         return Ok(dest);
     }
-    let run_dir = crate::store::home()
+    let run_dir = crate::hub::home()
         .join("runs")
         .join(r.id.replace('/', "--"));
     build_at(r, &dest, &run_dir, train_limit)
@@ -82,12 +75,13 @@ pub fn build(r: &TrainedRecipe, force: bool, train_limit: Option<usize>) -> Resu
 /// Runs a recipe with its run folder at `run_dir` and installs the model folder at `dest`
 /// (replacing what is there only once the new one is complete).
 pub fn build_at(
-    r: &TrainedRecipe,
+    r: &TrainedModel,
     dest: &std::path::Path,
     run_dir: &std::path::Path,
     train_limit: Option<usize>,
 ) -> Result<PathBuf> {
-    let mut cfg = (r.config)();
+    let mut cfg = config(r.id)
+        .ok_or_else(|| anyhow::anyhow!("no recipe for {} in finetune::recipes", r.id))?;
     cfg.train_limit = train_limit;
     cfg.output = run_dir.to_path_buf();
     eprintln!(
@@ -110,7 +104,7 @@ pub fn build_at(
         "run_folder": cfg.output,
         "train_limit": train_limit,
     });
-    crate::store::install(dest, &prov, |out| {
+    crate::hub::install(dest, &prov, |out| {
         for entry in std::fs::read_dir(&summary.model_dir)? {
             let p = entry?.path();
             if p.is_file() {
@@ -127,15 +121,12 @@ pub fn build_at(
     Ok(dest.to_path_buf())
 }
 
-/// The error for a recipe model that has not been built: what to run and how long it takes.
-pub fn not_built(r: &TrainedRecipe) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{} is made by lmkit, not downloaded, and is not in the store ({}). Build it once with \
-         `lmkit fetch {}` ({}; about {} minutes on 2 CPU cores).",
-        r.id,
-        crate::store::store_path(r.id).display(),
-        r.id,
-        r.description,
-        r.minutes
-    )
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_trained_catalogue_model_has_a_recipe() {
+        for m in crate::hub::TRAINED_MODELS {
+            assert!(super::config(m.id).is_some(), "{} has no recipe", m.id);
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::generate::GenerationConfig;
+use crate::generation::sampling::GenerationConfig;
 use crate::pipelines::text_generation::TextGenerationPipeline;
 
 pub const MULTILINGUAL_LLM: &str = "google/gemma-3-270m";

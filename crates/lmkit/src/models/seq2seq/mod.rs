@@ -2,6 +2,9 @@
 //! the search (search.rs) drives, the decoder's key/value cache with beam reordering, the
 //! attention arithmetic, and loading an HF folder by its `model_type`.
 
+pub mod bart;
+pub mod t5;
+
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -186,19 +189,16 @@ pub fn load_folder(dir: &Path, device: &Device) -> anyhow::Result<Box<dyn Seq2Se
     };
     match mt {
         "marian" | "bart" => {
-            let c: super::bart::BartConfig =
-                serde_json::from_value(v.clone()).map_err(field_err)?;
+            let c: bart::BartConfig = serde_json::from_value(v.clone()).map_err(field_err)?;
             let s = specials(c.decoder_vocab_size.unwrap_or(c.vocab_size), None)?;
-            Ok(Box::new(super::bart::BartForConditionalGeneration::load(
+            Ok(Box::new(bart::BartForConditionalGeneration::load(
                 &w, &c, s,
             )?))
         }
         "t5" => {
-            let c: super::t5::T5Config = serde_json::from_value(v.clone()).map_err(field_err)?;
+            let c: t5::T5Config = serde_json::from_value(v.clone()).map_err(field_err)?;
             let s = specials(c.vocab_size, id("pad_token_id"))?;
-            Ok(Box::new(super::t5::T5ForConditionalGeneration::load(
-                &w, &c, s,
-            )?))
+            Ok(Box::new(t5::T5ForConditionalGeneration::load(&w, &c, s)?))
         }
         other => bail!(
             "{}: model_type {other:?} is not a seq2seq architecture lmkit knows ({})",

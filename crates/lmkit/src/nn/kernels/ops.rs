@@ -748,9 +748,7 @@ pub(crate) mod fast {
                     unsafe fn avx2($($arg: $ty),*) -> $ret {
                         $generic($($arg),*)
                     }
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
+                    if crate::nn::kernels::avx2_fma() {
                         // SAFETY: the CPU has the features `avx2` was compiled for.
                         return unsafe { avx2($($arg),*) };
                     }
@@ -828,7 +826,7 @@ pub(crate) mod fast {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::max_abs_diff;
+    use crate::nn::kernels::max_abs_diff;
     use candle_core::{Device, Var};
 
     fn composed_ln(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
@@ -880,7 +878,7 @@ mod tests {
 #[cfg(test)]
 mod fused_tests {
     use super::*;
-    use crate::nn::max_abs_diff;
+    use crate::nn::kernels::max_abs_diff;
     use candle_core::{Device, Var};
 
     #[test]
@@ -910,7 +908,7 @@ mod fused_tests {
         // with room to spare (EPSILON = 2u).
         let mut state = 0x1234_5678_9abc_def0u64;
         let mut uniform = || {
-            state = super::super::splitmix64(state);
+            state = crate::nn::layers::splitmix64(state);
             (state >> 40) as f32 / (1u64 << 24) as f32
         };
         for n in [1usize, 3, 7, 8, 9, 16, 22, 48, 49, 100] {

@@ -264,7 +264,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    use crate::nn::test_uniform as values;
+    use crate::nn::kernels::test_uniform as values;
 
     /// Against the product in f64. Any order of k f32 multiply-adds is within
     /// gamma_k sum |a b| of the exact result (Higham, gamma_k = k u / (1 - k u), u = 2^-24);

@@ -2,16 +2,18 @@
 //! set, tokenize, fine-tune with validation each epoch, evaluate the test split, and write a
 //! run folder with the model, plots, logs, metrics.json and report.html.
 
+pub mod recipes;
+pub mod report;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_dataset, ClassLabel, Dataset, Feature};
 use crate::metrics::Report;
-use crate::models::AutoModelForSequenceClassification;
+use crate::models::{AutoModelForSequenceClassification, LoadOptions};
 use crate::tokenize::{AutoTokenizer, EncodeOptions, Padding};
 use crate::train::{evaluate, fit, TrainConfig};
 
@@ -99,7 +101,7 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
     )?;
 
     eprintln!("[1/6] model: {}", cfg.model);
-    let model_dir = crate::store::resolve(&cfg.model)?;
+    let model_dir = crate::hub::resolve(&cfg.model)?;
     eprintln!("[2/6] data set: {}", cfg.dataset);
     let mut data = load_dataset(&cfg.dataset)?;
     if let Some(f) = cfg.holdout {
@@ -150,7 +152,7 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
     }
     let mut files = vec![];
     if cfg.eda {
-        files.extend(crate::eda::write_plots(
+        files.extend(crate::data::eda::write_plots(
             &train,
             &cfg.text_column,
             "label",
@@ -182,8 +184,7 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
     let model = AutoModelForSequenceClassification::load(
         &model_dir,
         Some(classes.clone()),
-        &Device::Cpu,
-        Some(cfg.train.seed),
+        &LoadOptions::training(cfg.train.seed),
     )?;
     let outcome = fit(
         &model,
@@ -241,7 +242,7 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
         serde_json::to_string_pretty(&metrics)?.as_bytes(),
     )?;
     eprintln!("[6/6] report");
-    let html = crate::report::html(cfg, &report, &outcome.state.history, seconds)?;
+    let html = crate::finetune::report::html(cfg, &report, &outcome.state.history, seconds)?;
     crate::util::write_atomic(&out.join("report.html"), html.as_bytes())?;
     files.push(out.join("report.html"));
     files.push(out.join("metrics.json"));

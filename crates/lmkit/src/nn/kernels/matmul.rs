@@ -42,7 +42,7 @@ impl Mat {
     }
 }
 
-/// Whether f32 products take `nn::sgemm` where it applies: yes, unless LMKIT_GEMM=crate (for
+/// Whether f32 products take `nn::kernels::sgemm` where it applies: yes, unless LMKIT_GEMM=crate (for
 /// A/B timing against the gemm crate).
 fn own_sgemm() -> bool {
     static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -809,7 +809,7 @@ pub fn attention_context(p: &Tensor, v: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::max_abs_diff;
+    use crate::nn::kernels::max_abs_diff;
     use candle_core::{Device, Var};
 
     fn var(shape: &[usize], seed: f64) -> Var {

@@ -1,0 +1,119 @@
+//! The CPU kernels under every layer: fused matmuls (`matmul`), element-wise and row ops with
+//! their backward passes (`ops`), the f32 GEMM (`sgemm`) and int8 inference (`int8`).
+//! Each is a candle `CustomOp` on f32/f64 CPU storage; other devices and dtypes compose candle
+//! ops instead. Plumbing they share (storage dispatch, the ISA check, a thread-crossing pointer)
+//! lives here, once.
+
+// Shared by the fused CPU kernels in `matmul` and `ops` (defined before them: macros are
+// visible to the modules declared after them).
+
+/// Calls `$f::<f32>` or `$f::<f64>` on the slices of one, two or three CPU storages of the
+/// same float type, with their layouts and any extra arguments.
+macro_rules! dispatch1 {
+    ($s:expr, $l:expr, $f:ident $(, $arg:expr)*) => {
+        match $s {
+            candle_core::CpuStorage::F32(a) => $f::<f32>(a, $l $(, $arg)*),
+            candle_core::CpuStorage::F64(a) => $f::<f64>(a, $l $(, $arg)*),
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", stringify!($f)),
+        }
+    };
+}
+
+macro_rules! dispatch2 {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $f:ident $(, $arg:expr)*) => {
+        match ($s1, $s2) {
+            (candle_core::CpuStorage::F32(a), candle_core::CpuStorage::F32(b)) => {
+                $f::<f32>(a, $l1, b, $l2 $(, $arg)*)
+            }
+            (candle_core::CpuStorage::F64(a), candle_core::CpuStorage::F64(b)) => {
+                $f::<f64>(a, $l1, b, $l2 $(, $arg)*)
+            }
+            _ => candle_core::bail!("{}: inputs must all be f32 or all f64", stringify!($f)),
+        }
+    };
+}
+
+macro_rules! dispatch3 {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $s3:expr, $l3:expr, $f:ident $(, $arg:expr)*) => {
+        match ($s1, $s2, $s3) {
+            (
+                candle_core::CpuStorage::F32(a),
+                candle_core::CpuStorage::F32(b),
+                candle_core::CpuStorage::F32(c),
+            ) => $f::<f32>(a, $l1, b, $l2, c, $l3 $(, $arg)*),
+            (
+                candle_core::CpuStorage::F64(a),
+                candle_core::CpuStorage::F64(b),
+                candle_core::CpuStorage::F64(c),
+            ) => $f::<f64>(a, $l1, b, $l2, c, $l3 $(, $arg)*),
+            _ => candle_core::bail!("{}: inputs must all be f32 or all f64", stringify!($f)),
+        }
+    };
+}
+
+pub mod int8;
+pub mod matmul;
+pub mod ops;
+mod sgemm;
+
+use candle_core::{DType, Result, Tensor};
+
+/// Whether the fused CPU kernels take this tensor (f32 or f64 on the CPU); elsewhere the
+/// callers compose candle ops, which candle differentiates on every device.
+pub(crate) fn fused_cpu(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// A raw pointer that may cross threads: each thread writes a disjoint block of the output.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Through a method, so closures capture the whole (Send) wrapper, not the raw field.
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Whether this CPU runs the hand-written AVX2 + FMA kernels (`sgemm`, `int8`).
+pub(crate) fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The contiguous data of a kernel input, checked.
+pub(crate) fn contiguous_data<'a, T>(s: &'a [T], l: &candle_core::Layout) -> Result<&'a [T]> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("fused op: input must be contiguous".into()))?;
+    Ok(&s[a..b])
+}
+
+/// Deterministic values in [-1, 1) for the kernels' tests (xorshift64).
+#[cfg(test)]
+pub(crate) fn test_uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+        .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>())
+        .unwrap()
+}

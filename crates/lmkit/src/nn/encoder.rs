@@ -28,8 +28,10 @@ use super::kernels::matmul::{
 };
 use super::kernels::ops::{gelu_erf_with_grad, masked_softmax, softmax_backward};
 use super::{
-    query_positions, Activation, DropMask, Dropout, LayerNorm, Linear, ParamGrads, Weights,
+    attention_bias, query_positions, Activation, DropMask, Dropout, Embedding, LayerNorm, Linear,
+    ParamGrads, Weights,
 };
+use crate::tokenize::ModelInput;
 
 /// Where each tensor of a layer sits in the checkpoint, below the layer's own prefix.
 #[derive(Clone, Copy, Debug)]
@@ -260,84 +262,232 @@ impl EncoderLayer {
     }
 }
 
-/// The stack of layers: `BertEncoder` / DistilBERT's `Transformer`.
+/// Token embeddings: word + position (+ token type), then LayerNorm and dropout. Mirrors
+/// `BertEmbeddings` (with token types) and DistilBERT's `Embeddings` (without).
+pub struct TokenEmbeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Option<Embedding>,
+    pub layer_norm: LayerNorm,
+    pub dropout: Dropout,
+    span: Span,
+}
+
+/// The sizes of the embeddings, read off each architecture's config.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddingsConfig {
+    pub vocab: usize,
+    pub max_positions: usize,
+    /// `None`: no token types (DistilBERT).
+    pub token_types: Option<usize>,
+    pub hidden: usize,
+    pub layer_norm_eps: f64,
+    pub dropout: f64,
+}
+
+/// What the embeddings' backward reads: the ids and the sum before the layer norm.
+pub(crate) struct EmbeddingsCache {
+    ids: Tensor,                    // (B, T)
+    token_type_ids: Option<Tensor>, // (B, T)
+    summed: Tensor,                 // (B, T, C)
+    drop: DropMask,
+}
+
+impl TokenEmbeddings {
+    /// `w` points at the embeddings (`embeddings.`): `word_embeddings`, `position_embeddings`,
+    /// `token_type_embeddings`, `LayerNorm`.
+    pub fn load(w: &Weights, c: &EmbeddingsConfig) -> Result<Self> {
+        let token_type_embeddings = match c.token_types {
+            Some(n) => Some(Embedding::load(
+                &w.pp("token_type_embeddings"),
+                n,
+                c.hidden,
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            word_embeddings: Embedding::load(&w.pp("word_embeddings"), c.vocab, c.hidden)?,
+            position_embeddings: Embedding::load(
+                &w.pp("position_embeddings"),
+                c.max_positions,
+                c.hidden,
+            )?,
+            token_type_embeddings,
+            layer_norm: LayerNorm::load(&w.pp("LayerNorm"), c.hidden, c.layer_norm_eps)?,
+            dropout: Dropout::new(c.dropout, w.dropout_rng()),
+            span: span!(Level::TRACE, "embeddings"),
+        })
+    }
+
+    /// Token type ids default to 0 (one segment), as transformers does.
+    fn token_types(&self, x: &ModelInput) -> Result<Option<Tensor>> {
+        if self.token_type_embeddings.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(match &x.token_type_ids {
+            Some(t) => t.clone(),
+            None => x.input_ids.zeros_like()?,
+        }))
+    }
+
+    /// ids (B, T) -> (B, T, C).
+    pub fn forward(&self, x: &ModelInput, train: bool) -> Result<Tensor> {
+        let _g = self.span.enter();
+        let ids = &x.input_ids;
+        let pos = self.position_embeddings.positions(ids)?;
+        let mut h = self
+            .word_embeddings
+            .forward(ids)?
+            .broadcast_add(&self.position_embeddings.forward(&pos)?)?;
+        if let (Some(e), Some(tt)) = (&self.token_type_embeddings, self.token_types(x)?) {
+            h = h.add(&e.forward(&tt)?)?;
+        }
+        self.dropout.forward_t(&self.layer_norm.forward(&h)?, train)
+    }
+
+    /// `forward` in training mode without a graph, keeping what `backward` reads.
+    pub(crate) fn forward_cached(&self, x: &ModelInput) -> Result<(Tensor, EmbeddingsCache)> {
+        let _g = self.span.enter();
+        let ids = &x.input_ids;
+        let token_type_ids = self.token_types(x)?;
+        let pos = self.position_embeddings.positions(ids)?;
+        let mut summed = self
+            .word_embeddings
+            .forward_nograd(ids)?
+            .broadcast_add(&self.position_embeddings.forward_nograd(&pos)?)?;
+        if let (Some(e), Some(tt)) = (&self.token_type_embeddings, &token_type_ids) {
+            summed = summed.add(&e.forward_nograd(tt)?)?;
+        }
+        let h = self.layer_norm.forward_nograd(&summed)?;
+        let (h, drop) = self.dropout.forward_nograd(&h, true)?;
+        let cache = EmbeddingsCache {
+            ids: ids.clone(),
+            token_type_ids,
+            summed,
+            drop,
+        };
+        Ok((h, cache))
+    }
+
+    /// dh (B, T, C) -> the tables' gradients, into `g`.
+    pub(crate) fn backward(
+        &self,
+        c: EmbeddingsCache,
+        dh: Tensor,
+        g: &mut ParamGrads,
+    ) -> Result<()> {
+        let _g = self.span.enter();
+        let dh = c.drop.backward(dh)?;
+        let dsummed = self.layer_norm.backward(&c.summed, &dh, g)?;
+        self.word_embeddings.backward(&c.ids, &dsummed, g)?;
+        if let (Some(e), Some(tt)) = (&self.token_type_embeddings, &c.token_type_ids) {
+            e.backward(tt, &dsummed, g)?;
+        }
+        self.position_embeddings.backward_positions(&dsummed, g)
+    }
+}
+
+/// The encoder: embeddings, then the stack of layers. `BertModel` without its pooler (its
+/// `BertEncoder` holds the layers), and `DistilBertModel` (`Transformer` holds them).
 pub struct TransformerEncoder {
+    pub embeddings: TokenEmbeddings,
     pub layers: Vec<EncoderLayer>,
+    span: Span,
+}
+
+/// What the encoder's backward reads.
+pub(crate) struct EncoderCache {
+    embeddings: EmbeddingsCache,
+    layers: Vec<EncoderLayerCache>,
+    seq: usize,
 }
 
 impl TransformerEncoder {
-    /// Layer i is read under `{prefix}.{i}` (`encoder.layer`, `transformer.layer`).
+    /// `w` points at the model's root; the embeddings are read under `embeddings`, layer i
+    /// under `{layer_prefix}.{i}` (`encoder.layer`, `transformer.layer`).
     pub fn load(
         w: &Weights,
-        prefix: &str,
+        embeddings: &EmbeddingsConfig,
+        layer_prefix: &str,
         num_layers: usize,
         names: &EncoderLayerNames,
         c: &EncoderLayerConfig,
     ) -> Result<Self> {
         let layers = (0..num_layers)
-            .map(|i| EncoderLayer::load(&w.pp(format!("{prefix}.{i}")), names, c))
+            .map(|i| EncoderLayer::load(&w.pp(format!("{layer_prefix}.{i}")), names, c))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { layers })
+        Ok(Self {
+            embeddings: TokenEmbeddings::load(&w.pp("embeddings"), embeddings)?,
+            layers,
+            span: span!(Level::TRACE, "encoder"),
+        })
     }
 
-    /// x (B, T, C) -> (B, T, C), or (B, 1, C) with `first_token_only`: the last layer then
-    /// runs for position 0 alone (~1/7 of a 6-layer encoder's matmul work saved under a
+    /// The last hidden state (B, T, C), or (B, 1, C) with `first_token_only`: the last layer
+    /// then runs for position 0 alone (~1/7 of a 6-layer encoder's matmul work saved under a
     /// [CLS] head).
-    pub fn forward(
-        &self,
-        mut x: Tensor,
-        bias: &Tensor,
-        train: bool,
-        first_token_only: bool,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, x: &ModelInput, train: bool, first_token_only: bool) -> Result<Tensor> {
+        let _g = self.span.enter();
+        let bias = attention_bias(&x.attention_mask, self.dtype())?; // (B, 1, 1, T)
+        let mut h = self.embeddings.forward(x, train)?; // (B, T, C)
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x, bias, train, first_token_only && i == last)?;
+            h = layer.forward(&h, &bias, train, first_token_only && i == last)?;
         }
-        Ok(x)
+        Ok(h)
     }
 
-    /// Whether the written-out backward can run: the fused CPU kernels (f32/f64 on the CPU,
-    /// judged by `weight`) and a supported activation in every layer.
-    pub(crate) fn has_written_out_backward(&self, weight: &Tensor) -> bool {
-        super::kernels::fused_cpu(weight) && self.layers.iter().all(EncoderLayer::supported)
+    fn dtype(&self) -> candle_core::DType {
+        self.embeddings.word_embeddings.weight.dtype()
+    }
+
+    /// Whether the written-out backward can run: the fused CPU kernels (f32/f64 on the CPU)
+    /// and a supported activation in every layer.
+    pub(crate) fn has_written_out_backward(&self) -> bool {
+        super::kernels::fused_cpu(&self.embeddings.word_embeddings.weight)
+            && self.layers.iter().all(EncoderLayer::supported)
     }
 
     /// Training forward without a graph, the last layer on the first token only:
-    /// x (B, T, C) -> (B, 1, C), keeping each layer's cache.
-    pub(crate) fn forward_cached(
-        &self,
-        mut x: Tensor,
-        bias: &Tensor,
-    ) -> Result<(Tensor, Vec<EncoderLayerCache>)> {
+    /// ids (B, T) -> the first token's last hidden state (B, C), with the caches.
+    pub(crate) fn forward_cached(&self, x: &ModelInput) -> Result<(Tensor, EncoderCache)> {
+        let _g = self.span.enter();
+        let bias = attention_bias(&x.attention_mask, self.dtype())?;
+        let (mut h, embeddings) = self.embeddings.forward_cached(x)?;
         let last = self.layers.len().saturating_sub(1);
-        let mut caches = Vec::with_capacity(self.layers.len());
+        let mut layers = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            let (y, c) = layer.forward_cached(&x, bias, i == last)?;
-            caches.push(c);
-            x = y;
+            let (y, c) = layer.forward_cached(&h, &bias, i == last)?;
+            layers.push(c);
+            h = y;
         }
-        Ok((x, caches))
+        let first = h.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
+        let cache = EncoderCache {
+            embeddings,
+            layers,
+            seq: x.input_ids.dim(1)?,
+        };
+        Ok((first, cache))
     }
 
-    /// dfirst (B, 1, C) -> dx (B, T, C), `seq` = T.
+    /// dfirst (B, C) -> every parameter's gradient, into `g`.
     pub(crate) fn backward(
         &self,
-        caches: Vec<EncoderLayerCache>,
-        dfirst: Tensor,
-        seq: usize,
+        c: EncoderCache,
+        dfirst: &Tensor,
         g: &mut ParamGrads,
-    ) -> Result<Tensor> {
-        let mut dx = dfirst;
-        for (layer, c) in self.layers.iter().zip(caches).rev() {
-            dx = layer.backward(c, &dx, g)?;
+    ) -> Result<()> {
+        let _g = self.span.enter();
+        let mut dh = dfirst.unsqueeze(1)?; // (B, 1, C)
+        for (layer, lc) in self.layers.iter().zip(c.layers).rev() {
+            dh = layer.backward(lc, &dh, g)?;
         }
-        if self.layers.is_empty() && seq > 1 {
+        if self.layers.is_empty() && c.seq > 1 {
             // No layer narrowed the sequence: the gradient reaches position 0 only.
-            let (b, _, h) = dx.dims3()?;
-            let rest = Tensor::zeros((b, seq - 1, h), dx.dtype(), dx.device())?;
-            dx = Tensor::cat(&[&dx, &rest], 1)?;
+            let (b, _, h) = dh.dims3()?;
+            let rest = Tensor::zeros((b, c.seq - 1, h), dh.dtype(), dh.device())?;
+            dh = Tensor::cat(&[&dh, &rest], 1)?;
         }
-        Ok(dx)
+        self.embeddings.backward(c.embeddings, dh, g)
     }
 }

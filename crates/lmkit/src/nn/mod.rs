@@ -12,7 +12,10 @@ pub mod optim;
 pub mod weights;
 
 pub use attention::{attention_bias, query_positions};
-pub use encoder::{EncoderLayer, EncoderLayerConfig, EncoderLayerNames, TransformerEncoder};
+pub use encoder::{
+    EmbeddingsConfig, EncoderLayer, EncoderLayerConfig, EncoderLayerNames, TokenEmbeddings,
+    TransformerEncoder,
+};
 pub use kernels::matmul::{attention_context, attention_scores, linear};
 pub use kernels::ops::{gelu_erf, layer_norm, masked_softmax, softmax_last_dim};
 pub(crate) use layers::DropMask;

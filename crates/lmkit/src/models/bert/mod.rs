@@ -6,12 +6,11 @@
 
 use candle_core::{Module, Result, Tensor, D};
 use serde::Deserialize;
-use tracing::{span, Level, Span};
 
 use super::grad::WrittenOutBackward;
 use crate::nn::{
-    attention_bias, Activation, DropMask, Dropout, Embedding, EncoderLayerConfig,
-    EncoderLayerNames, LayerNorm, Linear, ParamGrads, TransformerEncoder, Weights,
+    Activation, DropMask, Dropout, EmbeddingsConfig, EncoderLayerConfig, EncoderLayerNames, Linear,
+    ParamGrads, TransformerEncoder, Weights,
 };
 use crate::tokenize::ModelInput;
 
@@ -67,102 +66,6 @@ fn default_pos_type() -> String {
     "absolute".into()
 }
 
-/// What [`BertEmbeddings`]' backward reads: the ids and the sum before the layer norm.
-pub(crate) struct EmbeddingsCache {
-    ids: Tensor,            // (B, T)
-    token_type_ids: Tensor, // (B, T)
-    summed: Tensor,         // (B, T, C)
-    drop: DropMask,
-}
-
-/// `BertEmbeddings`: word + position + token type, then LayerNorm and dropout.
-pub struct BertEmbeddings {
-    word_embeddings: Embedding,
-    position_embeddings: Embedding,
-    token_type_embeddings: Embedding,
-    layer_norm: LayerNorm,
-    dropout: Dropout,
-    span: Span,
-}
-
-impl BertEmbeddings {
-    pub fn load(w: &Weights, c: &BertConfig) -> Result<Self> {
-        Ok(Self {
-            word_embeddings: Embedding::load(
-                &w.pp("word_embeddings"),
-                c.vocab_size,
-                c.hidden_size,
-            )?,
-            position_embeddings: Embedding::load(
-                &w.pp("position_embeddings"),
-                c.max_position_embeddings,
-                c.hidden_size,
-            )?,
-            token_type_embeddings: Embedding::load(
-                &w.pp("token_type_embeddings"),
-                c.type_vocab_size,
-                c.hidden_size,
-            )?,
-            layer_norm: LayerNorm::load(&w.pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
-            dropout: Dropout::new(c.hidden_dropout_prob, w.dropout_rng()),
-            span: span!(Level::TRACE, "bert.embeddings"),
-        })
-    }
-
-    /// Token type ids default to 0 (one segment), as transformers does.
-    fn token_types(x: &ModelInput) -> Result<Tensor> {
-        match &x.token_type_ids {
-            Some(t) => Ok(t.clone()),
-            None => x.input_ids.zeros_like(),
-        }
-    }
-
-    pub fn forward(&self, x: &ModelInput, train: bool) -> Result<Tensor> {
-        let _g = self.span.enter();
-        let ids = &x.input_ids; // (B, T)
-        let pos = self.position_embeddings.positions(ids)?;
-        let h = self
-            .word_embeddings
-            .forward(ids)?
-            .broadcast_add(&self.position_embeddings.forward(&pos)?)?
-            .add(&self.token_type_embeddings.forward(&Self::token_types(x)?)?)?; // (B, T, C)
-        let h = self.layer_norm.forward(&h)?;
-        self.dropout.forward_t(&h, train)
-    }
-
-    /// `forward` in training mode without a graph, keeping what `backward` reads.
-    fn forward_cached(&self, x: &ModelInput) -> Result<(Tensor, EmbeddingsCache)> {
-        let _g = self.span.enter();
-        let ids = &x.input_ids;
-        let token_type_ids = Self::token_types(x)?;
-        let pos = self.position_embeddings.positions(ids)?;
-        let summed = self
-            .word_embeddings
-            .forward_nograd(ids)?
-            .broadcast_add(&self.position_embeddings.forward_nograd(&pos)?)?
-            .add(&self.token_type_embeddings.forward_nograd(&token_type_ids)?)?;
-        let h = self.layer_norm.forward_nograd(&summed)?;
-        let (h, drop) = self.dropout.forward_nograd(&h, true)?;
-        let cache = EmbeddingsCache {
-            ids: ids.clone(),
-            token_type_ids,
-            summed,
-            drop,
-        };
-        Ok((h, cache))
-    }
-
-    fn backward(&self, c: EmbeddingsCache, dh: Tensor, g: &mut ParamGrads) -> Result<()> {
-        let _g = self.span.enter();
-        let dh = c.drop.backward(dh)?;
-        let dsummed = self.layer_norm.backward(&c.summed, &dh, g)?;
-        self.word_embeddings.backward(&c.ids, &dsummed, g)?;
-        self.token_type_embeddings
-            .backward(&c.token_type_ids, &dsummed, g)?;
-        self.position_embeddings.backward_positions(&dsummed, g)
-    }
-}
-
 /// Where `BertLayer`'s tensors sit below `encoder.layer.N`.
 const LAYER_NAMES: EncoderLayerNames = EncoderLayerNames {
     query: "attention.self.query",
@@ -176,6 +79,17 @@ const LAYER_NAMES: EncoderLayerNames = EncoderLayerNames {
 };
 
 impl BertConfig {
+    fn embeddings_config(&self) -> EmbeddingsConfig {
+        EmbeddingsConfig {
+            vocab: self.vocab_size,
+            max_positions: self.max_position_embeddings,
+            token_types: Some(self.type_vocab_size),
+            hidden: self.hidden_size,
+            layer_norm_eps: self.layer_norm_eps,
+            dropout: self.hidden_dropout_prob,
+        }
+    }
+
     fn layer_config(&self) -> Result<EncoderLayerConfig> {
         Ok(EncoderLayerConfig {
             hidden: self.hidden_size,
@@ -190,14 +104,12 @@ impl BertConfig {
     }
 }
 
-/// `BertModel`: embeddings, the encoder layers (`BertLayer`, shared with DistilBERT in
-/// [`crate::nn::encoder`]) and, optionally, the pooler.
+/// `BertModel`: `BertEmbeddings` and `BertEncoder` (their layers shared with DistilBERT in
+/// [`crate::nn::encoder`]) and, optionally, `BertPooler`.
 pub struct BertModel {
     pub config: BertConfig,
-    embeddings: BertEmbeddings,
     encoder: TransformerEncoder,
     pooler: Option<Linear>,
-    span: Span,
 }
 
 impl BertModel {
@@ -212,6 +124,7 @@ impl BertModel {
         }
         let encoder = TransformerEncoder::load(
             w,
+            &c.embeddings_config(),
             "encoder.layer",
             c.num_hidden_layers,
             &LAYER_NAMES,
@@ -229,31 +142,21 @@ impl BertModel {
         };
         Ok(Self {
             config: c.clone(),
-            embeddings: BertEmbeddings::load(&w.pp("embeddings"), c)?,
             encoder,
             pooler,
-            span: span!(Level::TRACE, "bert"),
         })
     }
 
     /// Last hidden state (B, T, C).
     pub fn forward(&self, x: &ModelInput, train: bool) -> Result<Tensor> {
-        self.encode(x, train, false)
+        self.encoder.forward(x, train, false)
     }
 
     /// The last hidden state of the first token only, (B, 1, C): equal to
     /// `forward(..).narrow(1, 0, 1)`, but the last layer runs its query projection, attention,
     /// output projection and feed-forward on that one position instead of all of them.
     pub fn forward_first_token(&self, x: &ModelInput, train: bool) -> Result<Tensor> {
-        self.encode(x, train, true)
-    }
-
-    fn encode(&self, x: &ModelInput, train: bool, first_token_only: bool) -> Result<Tensor> {
-        let _g = self.span.enter();
-        let dtype = self.embeddings.word_embeddings.weight.dtype();
-        let bias = attention_bias(&x.attention_mask, dtype)?; // (B, 1, 1, T)
-        let h = self.embeddings.forward(x, train)?; // (B, T, C)
-        self.encoder.forward(h, &bias, train, first_token_only)
+        self.encoder.forward(x, train, true)
     }
 
     fn pooler(&self) -> Result<&Linear> {
@@ -314,25 +217,10 @@ pub(crate) struct HeadCache {
 }
 
 impl WrittenOutBackward for BertForSequenceClassification {
-    type EmbeddingsCache = EmbeddingsCache;
     type HeadCache = HeadCache;
 
     fn encoder(&self) -> &TransformerEncoder {
         &self.bert.encoder
-    }
-    fn word_embeddings(&self) -> &Tensor {
-        &self.bert.embeddings.word_embeddings.weight
-    }
-    fn embeddings_forward(&self, x: &ModelInput) -> Result<(Tensor, EmbeddingsCache)> {
-        self.bert.embeddings.forward_cached(x)
-    }
-    fn embeddings_backward(
-        &self,
-        c: EmbeddingsCache,
-        dh: Tensor,
-        g: &mut ParamGrads,
-    ) -> Result<()> {
-        self.bert.embeddings.backward(c, dh, g)
     }
 
     fn head_forward(&self, first: &Tensor) -> Result<(Tensor, HeadCache)> {

@@ -6,12 +6,11 @@
 
 use candle_core::{Module, Result, Tensor};
 use serde::Deserialize;
-use tracing::{span, Level, Span};
 
 use super::grad::WrittenOutBackward;
 use crate::nn::{
-    attention_bias, Activation, DropMask, Dropout, Embedding, EncoderLayerConfig,
-    EncoderLayerNames, LayerNorm, Linear, ParamGrads, TransformerEncoder, Weights,
+    Activation, DropMask, Dropout, EmbeddingsConfig, EncoderLayerConfig, EncoderLayerNames, Linear,
+    ParamGrads, TransformerEncoder, Weights,
 };
 use crate::tokenize::ModelInput;
 
@@ -58,74 +57,6 @@ fn default_init_range() -> f64 {
     0.02
 }
 
-/// What [`Embeddings`]' backward reads: the ids and the sum before the layer norm.
-pub(crate) struct EmbeddingsCache {
-    ids: Tensor,    // (B, T)
-    summed: Tensor, // (B, T, C)
-    drop: DropMask,
-}
-
-/// `Embeddings`: word + position, LayerNorm, dropout (no token types).
-pub struct Embeddings {
-    word_embeddings: Embedding,
-    position_embeddings: Embedding,
-    layer_norm: LayerNorm,
-    dropout: Dropout,
-    span: Span,
-}
-
-impl Embeddings {
-    pub fn load(w: &Weights, c: &DistilBertConfig) -> Result<Self> {
-        Ok(Self {
-            word_embeddings: Embedding::load(&w.pp("word_embeddings"), c.vocab_size, c.dim)?,
-            position_embeddings: Embedding::load(
-                &w.pp("position_embeddings"),
-                c.max_position_embeddings,
-                c.dim,
-            )?,
-            layer_norm: LayerNorm::load(&w.pp("LayerNorm"), c.dim, LAYER_NORM_EPS)?,
-            dropout: Dropout::new(c.dropout, w.dropout_rng()),
-            span: span!(Level::TRACE, "distilbert.embeddings"),
-        })
-    }
-
-    pub fn forward(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
-        let _g = self.span.enter();
-        let pos = self.position_embeddings.positions(ids)?;
-        let x = self
-            .word_embeddings
-            .forward(ids)?
-            .broadcast_add(&self.position_embeddings.forward(&pos)?)?;
-        self.dropout.forward_t(&self.layer_norm.forward(&x)?, train)
-    }
-
-    /// `forward` in training mode without a graph, keeping what `backward` reads.
-    fn forward_cached(&self, ids: &Tensor) -> Result<(Tensor, EmbeddingsCache)> {
-        let _g = self.span.enter();
-        let pos = self.position_embeddings.positions(ids)?;
-        let summed = self
-            .word_embeddings
-            .forward_nograd(ids)?
-            .broadcast_add(&self.position_embeddings.forward_nograd(&pos)?)?;
-        let h = self.layer_norm.forward_nograd(&summed)?;
-        let (h, drop) = self.dropout.forward_nograd(&h, true)?;
-        let cache = EmbeddingsCache {
-            ids: ids.clone(),
-            summed,
-            drop,
-        };
-        Ok((h, cache))
-    }
-
-    fn backward(&self, c: EmbeddingsCache, dh: Tensor, g: &mut ParamGrads) -> Result<()> {
-        let _g = self.span.enter();
-        let dh = c.drop.backward(dh)?;
-        let dsummed = self.layer_norm.backward(&c.summed, &dh, g)?;
-        self.word_embeddings.backward(&c.ids, &dsummed, g)?;
-        self.position_embeddings.backward_positions(&dsummed, g)
-    }
-}
-
 /// Where `TransformerBlock`'s tensors sit below `transformer.layer.N`.
 const LAYER_NAMES: EncoderLayerNames = EncoderLayerNames {
     query: "attention.q_lin",
@@ -139,6 +70,17 @@ const LAYER_NAMES: EncoderLayerNames = EncoderLayerNames {
 };
 
 impl DistilBertConfig {
+    fn embeddings_config(&self) -> EmbeddingsConfig {
+        EmbeddingsConfig {
+            vocab: self.vocab_size,
+            max_positions: self.max_position_embeddings,
+            token_types: None,
+            hidden: self.dim,
+            layer_norm_eps: LAYER_NORM_EPS,
+            dropout: self.dropout,
+        }
+    }
+
     fn layer_config(&self) -> Result<EncoderLayerConfig> {
         Ok(EncoderLayerConfig {
             hidden: self.dim,
@@ -153,19 +95,18 @@ impl DistilBertConfig {
     }
 }
 
-/// `DistilBertModel`: embeddings and the transformer blocks (`TransformerBlock`, shared with
-/// BERT in [`crate::nn::encoder`]).
+/// `DistilBertModel`: `Embeddings` and `Transformer` (its `TransformerBlock`s shared with BERT
+/// in [`crate::nn::encoder`]).
 pub struct DistilBertModel {
     pub config: DistilBertConfig,
-    embeddings: Embeddings,
     transformer: TransformerEncoder,
-    span: Span,
 }
 
 impl DistilBertModel {
     pub fn load(w: &Weights, c: &DistilBertConfig) -> Result<Self> {
         let transformer = TransformerEncoder::load(
             w,
+            &c.embeddings_config(),
             "transformer.layer",
             c.n_layers,
             &LAYER_NAMES,
@@ -173,30 +114,20 @@ impl DistilBertModel {
         )?;
         Ok(Self {
             config: c.clone(),
-            embeddings: Embeddings::load(&w.pp("embeddings"), c)?,
             transformer,
-            span: span!(Level::TRACE, "distilbert"),
         })
     }
 
     /// Last hidden state (B, T, C); `attention_mask` is 1 for tokens, 0 for padding. DistilBERT
     /// has no token types: `x.token_type_ids` is ignored.
     pub fn forward(&self, x: &ModelInput, train: bool) -> Result<Tensor> {
-        self.encode(x, train, false)
+        self.transformer.forward(x, train, false)
     }
 
     /// The first token's last hidden state, (B, 1, C), with the last block run for that
     /// position only (as `BertModel::forward_first_token`).
     pub fn forward_first_token(&self, x: &ModelInput, train: bool) -> Result<Tensor> {
-        self.encode(x, train, true)
-    }
-
-    fn encode(&self, x: &ModelInput, train: bool, first_token_only: bool) -> Result<Tensor> {
-        let _g = self.span.enter();
-        let dtype = self.embeddings.word_embeddings.weight.dtype();
-        let bias = attention_bias(&x.attention_mask, dtype)?; // (B, 1, 1, T)
-        let h = self.embeddings.forward(&x.input_ids, train)?; // (B, T, C)
-        self.transformer.forward(h, &bias, train, first_token_only)
+        self.transformer.forward(x, train, true)
     }
 }
 
@@ -246,25 +177,10 @@ pub(crate) struct HeadCache {
 }
 
 impl WrittenOutBackward for DistilBertForSequenceClassification {
-    type EmbeddingsCache = EmbeddingsCache;
     type HeadCache = HeadCache;
 
     fn encoder(&self) -> &TransformerEncoder {
         &self.distilbert.transformer
-    }
-    fn word_embeddings(&self) -> &Tensor {
-        &self.distilbert.embeddings.word_embeddings.weight
-    }
-    fn embeddings_forward(&self, x: &ModelInput) -> Result<(Tensor, EmbeddingsCache)> {
-        self.distilbert.embeddings.forward_cached(&x.input_ids)
-    }
-    fn embeddings_backward(
-        &self,
-        c: EmbeddingsCache,
-        dh: Tensor,
-        g: &mut ParamGrads,
-    ) -> Result<()> {
-        self.distilbert.embeddings.backward(c, dh, g)
     }
 
     fn head_forward(&self, first: &Tensor) -> Result<(Tensor, HeadCache)> {

@@ -370,13 +370,9 @@ impl Seq2SeqModel for BartForConditionalGeneration {
     }
 
     fn start_decoding(&self, encoder_out: &Tensor, beams: usize) -> Result<KvCache> {
-        let enc = encoder_out.repeat((beams, 1, 1))?;
-        let cross = self
-            .decoder
-            .iter()
-            .map(|l| l.encoder_attn.kv(&enc))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache::new(cross))
+        KvCache::start(encoder_out, beams, &self.decoder, |l, enc| {
+            l.encoder_attn.kv(enc)
+        })
     }
 
     fn decode(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {

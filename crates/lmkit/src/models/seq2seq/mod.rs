@@ -53,6 +53,23 @@ impl KvCache {
         }
     }
 
+    /// The cache a decoding of `beams` hypotheses starts from: the encoder output (1, s, d)
+    /// repeated per beam, and each decoder layer's cross-attention keys and values computed
+    /// from it once (`cross_kv`).
+    pub fn start<L>(
+        encoder_out: &Tensor,
+        beams: usize,
+        layers: &[L],
+        cross_kv: impl Fn(&L, &Tensor) -> Result<(Tensor, Tensor)>,
+    ) -> Result<Self> {
+        let enc = encoder_out.repeat((beams, 1, 1))?;
+        let cross = layers
+            .iter()
+            .map(|l| cross_kv(l, &enc))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self::new(cross))
+    }
+
     /// Appends this step's keys/values for `layer`, returns all of them.
     pub fn append(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
         let kv = match self.self_kv[layer].take() {

@@ -13,7 +13,7 @@
 //!
 //! Every op falls back to composed candle ops off the CPU or for dtypes other than f32/f64.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
 
 use super::{contiguous_data as data, fused_cpu as fused, SendPtr};
 use gemm::Parallelism;
@@ -168,29 +168,12 @@ fn linear_fwd<T: 'static + candle_core::WithDType>(
     Ok((T::to_cpu_storage_owned(y), Shape::from(shape)))
 }
 
-impl CustomOp3 for LinearOp {
-    fn name(&self) -> &'static str {
-        "lmkit-linear"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp3 for LinearOp, "lmkit-linear",
+    fn cpu_fwd(&self, s1, l1, s2, l2, s3, l3) {
         dispatch3!(s1, l1, s2, l2, s3, l3, linear_fwd)
     }
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x, w, _b, _res, g) {
         let (dx, dw, db) = linear_backward(x, w, g)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
@@ -542,17 +525,9 @@ fn scores_bwd<T: 'static + candle_core::WithDType>(
     Ok((T::to_cpu_storage_owned(out), shape))
 }
 
-impl CustomOp2 for ScoresBwd {
-    fn name(&self) -> &'static str {
-        "lmkit-attention-scores-bwd"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp2 for ScoresBwd, "lmkit-attention-scores-bwd",
+    fn cpu_fwd(&self, s1, l1, s2, l2) {
         // s1: the gradient of the scores; s2: k (for dq) or q (for dk).
         let (batch, heads, sq, sk) = l1.shape().dims4()?;
         let (_, _, hd) = l2.shape().dims3()?;
@@ -567,26 +542,12 @@ impl CustomOp2 for ScoresBwd {
     }
 }
 
-impl CustomOp2 for ScoresOp {
-    fn name(&self) -> &'static str {
-        "lmkit-attention-scores"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp2 for ScoresOp, "lmkit-attention-scores",
+    fn cpu_fwd(&self, s1, l1, s2, l2) {
         dispatch2!(s1, l1, s2, l2, scores_fwd, self)
     }
-    fn bwd(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, q, k, _res, g) {
         let (dq, dk) = attention_scores_backward(q, k, self.scale, g)?;
         Ok((Some(dq), Some(dk)))
     }
@@ -715,17 +676,9 @@ fn context_bwd<T: 'static + candle_core::WithDType>(
     }
 }
 
-impl CustomOp2 for ContextBwd {
-    fn name(&self) -> &'static str {
-        "lmkit-attention-context-bwd"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp2 for ContextBwd, "lmkit-attention-context-bwd",
+    fn cpu_fwd(&self, s1, l1, s2, l2) {
         // s1: the gradient of the context (batch, sq, heads * d); s2: v (for dp) or p (for dv).
         let (batch, sq, hd) = l1.shape().dims3()?;
         let sk = if self.wrt_p {
@@ -744,26 +697,12 @@ impl CustomOp2 for ContextBwd {
     }
 }
 
-impl CustomOp2 for ContextOp {
-    fn name(&self) -> &'static str {
-        "lmkit-attention-context"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp2 for ContextOp, "lmkit-attention-context",
+    fn cpu_fwd(&self, s1, l1, s2, l2) {
         dispatch2!(s1, l1, s2, l2, context_fwd)
     }
-    fn bwd(
-        &self,
-        p: &Tensor,
-        v: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, p, v, _res, g) {
         let (dp, dv) = attention_context_backward(p, v, g)?;
         Ok((Some(dp), Some(dv)))
     }

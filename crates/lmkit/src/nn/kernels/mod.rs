@@ -51,6 +51,89 @@ macro_rules! dispatch3 {
     };
 }
 
+/// The trait plumbing of a candle custom op, written once: `cpu_fwd` (and `bwd`, when the op
+/// is differentiated through autograd) with their full signatures, from just the argument names
+/// and bodies. `self` is named by the caller (`&self`), so the bodies can read the op's fields.
+macro_rules! custom_op {
+    (impl CustomOp1 for $op:ty, $name:literal,
+     fn cpu_fwd(&$this:ident, $s1:ident, $l1:ident) $fwd:block
+     $(fn bwd(&$bthis:ident, $x1:ident, $res:ident, $g:ident) $bwd:block)?) => {
+        impl candle_core::CustomOp1 for $op {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn cpu_fwd(
+                &$this,
+                $s1: &candle_core::CpuStorage,
+                $l1: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> $fwd
+            $(fn bwd(
+                &$bthis,
+                $x1: &candle_core::Tensor,
+                $res: &candle_core::Tensor,
+                $g: &candle_core::Tensor,
+            ) -> candle_core::Result<Option<candle_core::Tensor>> $bwd)?
+        }
+    };
+    (impl CustomOp2 for $op:ty, $name:literal,
+     fn cpu_fwd(&$this:ident, $s1:ident, $l1:ident, $s2:ident, $l2:ident) $fwd:block
+     $(fn bwd(&$bthis:ident, $x1:ident, $x2:ident, $res:ident, $g:ident) $bwd:block)?) => {
+        impl candle_core::CustomOp2 for $op {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn cpu_fwd(
+                &$this,
+                $s1: &candle_core::CpuStorage,
+                $l1: &candle_core::Layout,
+                $s2: &candle_core::CpuStorage,
+                $l2: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> $fwd
+            $(fn bwd(
+                &$bthis,
+                $x1: &candle_core::Tensor,
+                $x2: &candle_core::Tensor,
+                $res: &candle_core::Tensor,
+                $g: &candle_core::Tensor,
+            ) -> candle_core::Result<(Option<candle_core::Tensor>, Option<candle_core::Tensor>)>
+            $bwd)?
+        }
+    };
+    (impl CustomOp3 for $op:ty, $name:literal,
+     fn cpu_fwd(&$this:ident, $s1:ident, $l1:ident, $s2:ident, $l2:ident, $s3:ident, $l3:ident)
+     $fwd:block
+     $(fn bwd(&$bthis:ident, $x1:ident, $x2:ident, $x3:ident, $res:ident, $g:ident) $bwd:block)?) => {
+        impl candle_core::CustomOp3 for $op {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            #[allow(clippy::too_many_arguments)]
+            fn cpu_fwd(
+                &$this,
+                $s1: &candle_core::CpuStorage,
+                $l1: &candle_core::Layout,
+                $s2: &candle_core::CpuStorage,
+                $l2: &candle_core::Layout,
+                $s3: &candle_core::CpuStorage,
+                $l3: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> $fwd
+            $(fn bwd(
+                &$bthis,
+                $x1: &candle_core::Tensor,
+                $x2: &candle_core::Tensor,
+                $x3: &candle_core::Tensor,
+                $res: &candle_core::Tensor,
+                $g: &candle_core::Tensor,
+            ) -> candle_core::Result<(
+                Option<candle_core::Tensor>,
+                Option<candle_core::Tensor>,
+                Option<candle_core::Tensor>,
+            )> $bwd)?
+        }
+    };
+}
+
+mod fast;
 pub mod int8;
 pub mod matmul;
 pub mod ops;

@@ -6,10 +6,10 @@
 //! On devices other than the CPU the callers fall back to composed tensor ops, which candle can
 //! differentiate.
 
-use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D,
-};
+use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
+
+use super::fast;
 
 /// Rows of the last dimension of a contiguous tensor.
 fn rows<'a, T>(s: &'a [T], layout: &Layout) -> Result<(&'a [T], usize)> {
@@ -18,7 +18,7 @@ fn rows<'a, T>(s: &'a [T], layout: &Layout) -> Result<(&'a [T], usize)> {
 }
 
 /// A float type the kernels run on (f32 for models, f64 for gradient checks).
-trait Float:
+pub(super) trait Float:
     candle_core::WithDType
     + Copy
     + Send
@@ -125,29 +125,12 @@ fn layer_norm_fwd<T: Float>(
     Ok((T::to_cpu_storage_owned(out), lx.shape().clone()))
 }
 
-impl CustomOp3 for LayerNormOp {
-    fn name(&self) -> &'static str {
-        "lmkit-layer-norm"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp3 for LayerNormOp, "lmkit-layer-norm",
+    fn cpu_fwd(&self, s1, l1, s2, l2, s3, l3) {
         dispatch3!(s1, l1, s2, l2, s3, l3, layer_norm_fwd, self.eps)
     }
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x, w, _b, _res, g) {
         let (dx, dw, db) = layer_norm_backward(x, w, self.eps, g)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
@@ -239,19 +222,9 @@ fn layer_norm_bwd<T: Float>(
     Ok((T::to_cpu_storage_owned(out), Shape::from(x.len() + 2 * n)))
 }
 
-impl CustomOp3 for LayerNormBwd {
-    fn name(&self) -> &'static str {
-        "lmkit-layer-norm-bwd"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp3 for LayerNormBwd, "lmkit-layer-norm-bwd",
+    fn cpu_fwd(&self, s1, l1, s2, l2, s3, l3) {
         dispatch3!(s1, l1, s2, l2, s3, l3, layer_norm_bwd, self.eps)
     }
 }
@@ -305,14 +278,12 @@ fn softmax_fwd<T: Float>(s: &[T], l: &Layout) -> Result<(CpuStorage, Shape)> {
     ))
 }
 
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "lmkit-softmax"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp1 for Softmax, "lmkit-softmax",
+    fn cpu_fwd(&self, s, l) {
         dispatch1!(s, l, softmax_fwd)
     }
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, _arg, res, grad) {
         let grad = grad.contiguous()?;
         Ok(Some(res.apply_op2_no_bwd(&grad, &SoftmaxBwd)?))
     }
@@ -341,17 +312,9 @@ fn softmax_bwd<T: Float>(
     Ok((T::to_cpu_storage_owned(out), ly.shape().clone()))
 }
 
-impl CustomOp2 for SoftmaxBwd {
-    fn name(&self) -> &'static str {
-        "lmkit-softmax-bwd"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp2 for SoftmaxBwd, "lmkit-softmax-bwd",
+    fn cpu_fwd(&self, s1, l1, s2, l2) {
         dispatch2!(s1, l1, s2, l2, softmax_bwd)
     }
 }
@@ -393,26 +356,12 @@ fn masked_softmax_fwd<T: Float>(
     ))
 }
 
-impl CustomOp2 for MaskedSoftmax {
-    fn name(&self) -> &'static str {
-        "lmkit-masked-softmax"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp2 for MaskedSoftmax, "lmkit-masked-softmax",
+    fn cpu_fwd(&self, s1, l1, s2, l2) {
         dispatch2!(s1, l1, s2, l2, masked_softmax_fwd)
     }
-    fn bwd(
-        &self,
-        _scores: &Tensor,
-        _bias: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, _scores, _bias, res, grad) {
         // The bias is a constant of the padding mask: no gradient.
         Ok((Some(softmax_backward(res, grad)?), None))
     }
@@ -453,11 +402,9 @@ fn gelu_fwd_f32(x: &[f32]) -> Vec<f32> {
     out
 }
 
-impl CustomOp1 for Gelu {
-    fn name(&self) -> &'static str {
-        "lmkit-gelu"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp1 for Gelu, "lmkit-gelu",
+    fn cpu_fwd(&self, s, l) {
         match s {
             CpuStorage::F32(v) => {
                 let (x, _) = rows(v, l)?;
@@ -466,7 +413,7 @@ impl CustomOp1 for Gelu {
             _ => candle_core::bail!("lmkit-gelu: f32 only"),
         }
     }
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, arg, _res, grad) {
         Ok(Some(gelu_erf_backward(arg, grad)?))
     }
 }
@@ -522,17 +469,9 @@ pub(crate) fn gelu_erf_with_grad(x: &Tensor) -> Result<(Tensor, Tensor)> {
 /// dx = g * (Phi(x) + x * phi(x)).
 struct GeluBwd;
 
-impl CustomOp2 for GeluBwd {
-    fn name(&self) -> &'static str {
-        "lmkit-gelu-bwd"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp2 for GeluBwd, "lmkit-gelu-bwd",
+    fn cpu_fwd(&self, s1, l1, s2, l2) {
         match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(g)) => {
                 let (x, _) = rows(x, l1)?;
@@ -589,7 +528,7 @@ impl DropoutOp {
 
 /// out[j] = x[j] * scale, or 0 where the draw of element `start + j` is below `threshold`.
 #[inline(always)]
-fn dropout_chunk<T: Float>(
+pub(super) fn dropout_chunk<T: Float>(
     x: &[T],
     out: &mut [T],
     start: u32,
@@ -619,11 +558,9 @@ fn keyed_hash32(i: u32, k1: u32, k2: u32) -> u32 {
     lowbias32(lowbias32(i ^ k1) ^ k2)
 }
 
-impl CustomOp1 for DropoutOp {
-    fn name(&self) -> &'static str {
-        "lmkit-dropout"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+custom_op! {
+    impl CustomOp1 for DropoutOp, "lmkit-dropout",
+    fn cpu_fwd(&self, s, l) {
         match s {
             CpuStorage::F32(v) => Ok((
                 CpuStorage::F32(self.apply(rows(v, l)?.0)),
@@ -636,7 +573,7 @@ impl CustomOp1 for DropoutOp {
             _ => candle_core::bail!("lmkit-dropout: f32 or f64 only"),
         }
     }
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, _arg, _res, grad) {
         Ok(Some(self.backward(grad)?))
     }
 }
@@ -646,181 +583,6 @@ impl DropoutOp {
     pub(crate) fn backward(&self, grad: &Tensor) -> Result<Tensor> {
         grad.contiguous()?.apply_op1_no_bwd(self)
     }
-}
-
-// ---------------------------------------------------------------- fast f32 maths
-
-/// exp and erf written branch-free so the loops around them vectorise (libm's are scalar
-/// calls: 14% of an inference profile went to `erff`), compiled twice: for AVX2 + FMA, picked at
-/// run time, and for the baseline.
-pub(crate) mod fast {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-    /// 1 / sqrt(2 pi)
-    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-
-    /// e^x within ~2 ulp (Cephes `expf`: x = n ln2 + r, |r| <= ln2 / 2, degree-6 polynomial),
-    /// 0 below -87.34 (where f32 goes subnormal), +inf above 88.37 (callers pass x <= 0).
-    #[inline(always)]
-    pub fn exp(x: f32) -> f32 {
-        let xc = x.clamp(-87.336_55, 88.376_26);
-        // Round to nearest by the 1.5 * 2^23 trick (exact for |n| < 2^22): t's low mantissa
-        // bits then hold 0x40_0000 + n, which gives 2^n by integer ops (an `as i32` cast is
-        // saturating, and its checks kept the loops around exp scalar).
-        let t = xc * LOG2E + 12_582_912.0;
-        let n = t - 12_582_912.0;
-        let r = xc - n * LN2_HI - n * LN2_LO;
-        let mut p = 1.987_569_1e-4f32;
-        p = p * r + 1.398_199_9e-3;
-        p = p * r + 8.333_452e-3;
-        p = p * r + 4.166_579_6e-2;
-        p = p * r + 1.666_666_5e-1;
-        p = p * r + 0.5;
-        let y = p * r * r + r + 1.0;
-        let y = y * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23);
-        if x < -87.336_55 {
-            0.0
-        } else if x > 88.376_26 {
-            f32::INFINITY
-        } else {
-            y
-        }
-    }
-
-    /// erf(x), Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the formula of PyTorch's
-    /// vectorised CPU `erf`.
-    #[inline(always)]
-    pub fn erf(x: f32) -> f32 {
-        erf_and_exp(x).0
-    }
-
-    /// (erf(x), exp(-x^2)): the formula's exp, which GELU's derivative reuses as phi's.
-    #[inline(always)]
-    fn erf_and_exp(x: f32) -> (f32, f32) {
-        let a = x.abs();
-        let t = 1.0 / (1.0 + 0.327_591_1 * a);
-        let poly = t
-            * (0.254_829_6
-                + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-        let e = exp(-a * a);
-        ((1.0 - poly * e).copysign(x), e)
-    }
-
-    #[inline(always)]
-    fn gelu_generic(x: &[f32], out: &mut [f32]) {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2));
-        }
-    }
-
-    /// GELU and its derivative in one pass: erf's exp(-x^2 / 2) is also phi(x)'s, so one exp
-    /// gives both (the forward and the backward pass each took their own, three in all).
-    #[inline(always)]
-    fn gelu_with_grad_generic(x: &[f32], out: &mut [f32], grad: &mut [f32]) {
-        for ((o, d), &v) in out.iter_mut().zip(grad.iter_mut()).zip(x) {
-            let (erf, e) = erf_and_exp(v * FRAC_1_SQRT_2);
-            let cdf = 0.5 * (1.0 + erf);
-            *o = v * cdf;
-            *d = cdf + v * (FRAC_1_SQRT_2PI * e);
-        }
-    }
-
-    #[inline(always)]
-    fn gelu_grad_generic(x: &[f32], g: &[f32], out: &mut [f32]) {
-        for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
-            let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
-            let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * v * v);
-            *o = g * (cdf + v * pdf);
-        }
-    }
-
-    macro_rules! avx2_or_baseline {
-        ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*)) => {
-            avx2_or_baseline!($name, $generic, ($($arg: $ty),*) -> ());
-        };
-        ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-            pub fn $name($($arg: $ty),*) -> $ret {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx2,fma")]
-                    unsafe fn avx2($($arg: $ty),*) -> $ret {
-                        $generic($($arg),*)
-                    }
-                    if crate::nn::kernels::avx2_fma() {
-                        // SAFETY: the CPU has the features `avx2` was compiled for.
-                        return unsafe { avx2($($arg),*) };
-                    }
-                }
-                $generic($($arg),*)
-            }
-        };
-    }
-
-    /// max, sum and dot product over 8 lanes, so that the loops vectorise (one running max or
-    /// sum is a dependency chain the compiler may not reorder).
-    #[inline(always)]
-    fn max8(a: &[f32]) -> f32 {
-        let mut acc = [f32::NEG_INFINITY; 8];
-        let c = a.chunks_exact(8);
-        let rest = c.remainder();
-        for x in c {
-            for i in 0..8 {
-                acc[i] = if x[i] > acc[i] { x[i] } else { acc[i] };
-            }
-        }
-        acc.iter()
-            .chain(rest)
-            .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
-    }
-
-    #[inline(always)]
-    fn sum8(a: &[f32]) -> f32 {
-        let mut acc = [0f32; 8];
-        let c = a.chunks_exact(8);
-        let rest = c.remainder();
-        for x in c {
-            for i in 0..8 {
-                acc[i] += x[i];
-            }
-        }
-        acc.iter().chain(rest).sum()
-    }
-
-    #[inline(always)]
-    fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0f32; 8];
-        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-        let (ra, rb) = (ca.remainder(), cb.remainder());
-        for (x, y) in ca.zip(cb) {
-            for i in 0..8 {
-                acc[i] += x[i] * y[i];
-            }
-        }
-        acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
-    }
-
-    #[inline(always)]
-    fn softmax_row_generic(row: &mut [f32]) {
-        let max = max8(row);
-        for v in row.iter_mut() {
-            *v = exp(*v - max);
-        }
-        let inv = 1.0 / sum8(row);
-        row.iter_mut().for_each(|v| *v *= inv);
-    }
-
-    avx2_or_baseline!(gelu, gelu_generic, (x: &[f32], out: &mut [f32]));
-    avx2_or_baseline!(softmax_row, softmax_row_generic, (row: &mut [f32]));
-    avx2_or_baseline!(dot, dot_generic, (a: &[f32], b: &[f32]) -> f32);
-    #[inline(always)]
-    fn dropout_generic(x: &[f32], out: &mut [f32], start: u32, keys: [u32; 3], scale: f32) {
-        super::dropout_chunk(x, out, start, keys, scale)
-    }
-    avx2_or_baseline!(dropout, dropout_generic, (x: &[f32], out: &mut [f32], start: u32, keys: [u32; 3], scale: f32));
-    avx2_or_baseline!(gelu_grad, gelu_grad_generic, (x: &[f32], g: &[f32], out: &mut [f32]));
-    avx2_or_baseline!(gelu_with_grad, gelu_with_grad_generic, (x: &[f32], out: &mut [f32], grad: &mut [f32]));
 }
 
 #[cfg(test)]

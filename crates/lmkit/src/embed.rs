@@ -17,7 +17,8 @@ pub enum Pooling {
     Max,
 }
 
-/// A sentence-embedding model: `SentenceTransformer(id).encode(texts)`.
+/// A sentence-embedding model, as sentence-transformers' `SentenceTransformer`
+/// (`sentence_transformers/SentenceTransformer.py`): `SentenceTransformer(id).encode(texts)`.
 pub struct SentenceTransformer {
     pub model: AutoModel,
     pub tokenizer: AutoTokenizer,

@@ -16,6 +16,25 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// The `{:#}` error of loading a bare encoder from `dir`, which must fail.
+fn load_error(dir: &std::path::Path) -> String {
+    format!(
+        "{:#}",
+        AutoModel::from_folder(dir, &LoadOptions::default())
+            .err()
+            .expect("loading must fail")
+    )
+}
+
+/// Replaces text in a config file.
+fn edit_config(cfg: &std::path::Path, edits: &[(&str, &str)]) {
+    let mut text = std::fs::read_to_string(cfg).unwrap();
+    for (from, to) in edits {
+        text = text.replace(from, to);
+    }
+    std::fs::write(cfg, text).unwrap();
+}
+
 #[test]
 fn truncated_safetensors_names_the_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -39,16 +58,8 @@ fn missing_and_misshapen_tensors_are_named() {
     copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
     // Claim a bigger hidden size than the weights have.
     let cfg = tmp.path().join("config.json");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("\"intermediate_size\": 37", "\"intermediate_size\": 40");
-    std::fs::write(&cfg, text).unwrap();
-    let err = format!(
-        "{:#}",
-        AutoModel::from_folder(tmp.path(), &LoadOptions::default())
-            .err()
-            .unwrap()
-    );
+    edit_config(&cfg, &[("\"intermediate_size\": 37", "\"intermediate_size\": 40")]);
+    let err = load_error(tmp.path());
     assert!(
         err.contains("intermediate.dense.weight")
             && err.contains("[37, 32]")
@@ -57,17 +68,8 @@ fn missing_and_misshapen_tensors_are_named() {
     );
 
     // Two layers more than the checkpoint has.
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("\"intermediate_size\": 40", "\"intermediate_size\": 37")
-        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4");
-    std::fs::write(&cfg, text).unwrap();
-    let err = format!(
-        "{:#}",
-        AutoModel::from_folder(tmp.path(), &LoadOptions::default())
-            .err()
-            .unwrap()
-    );
+    edit_config(&cfg, &[("\"intermediate_size\": 40", "\"intermediate_size\": 37"), ("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4")]);
+    let err = load_error(tmp.path());
     assert!(
         err.contains("encoder.layer.2") && err.contains("missing"),
         "{err}"
@@ -79,16 +81,8 @@ fn unknown_model_type_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
     let cfg = tmp.path().join("config.json");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("\"model_type\": \"bert\"", "\"model_type\": \"mamba\"");
-    std::fs::write(&cfg, text).unwrap();
-    let err = format!(
-        "{:#}",
-        AutoModel::from_folder(tmp.path(), &LoadOptions::default())
-            .err()
-            .unwrap()
-    );
+    edit_config(&cfg, &[("\"model_type\": \"bert\"", "\"model_type\": \"mamba\"")]);
+    let err = load_error(tmp.path());
     assert!(
         err.contains("mamba") && err.contains("not supported"),
         "{err}"

@@ -42,7 +42,7 @@ fn a_short_fine_tune_on_emotion_learns_and_writes_the_run_folder() {
         s.report.f1_macro(),
         s.report
     );
-    // Measured with seeds 42, 1, 2 (2026-11-28): see the closing numbers in the README; the
+    // Measured with seeds 42, 1, 2 (bench/README.md has the runs); the
     // threshold sits well below the lowest of them and far above the 0.352 baseline.
     assert!(
         s.report.accuracy > 0.55,

@@ -7,7 +7,7 @@
 //! layer adds about that much to the residual stream, which layer norm keeps at unit scale.
 //! Tiny models (2 layers, K <= 37): 1e-5 of (1 + |x|). MiniLM (3-6 layers): 6 x 2.4e-6 ~ 1.5e-5,
 //! so 2e-5 of (1 + |x|) for hidden states. Sentence embeddings average the token vectors (which
-//! shrinks independent errors) then normalise: 1e-5. Measured (2026-11-28): 1e-7 to 1e-6.
+//! shrinks independent errors) then normalise: 1e-5. Measured: 1e-7 to 1e-6.
 
 mod common;
 use common::*;

@@ -15,8 +15,10 @@ enum Arch {
     Gemma3(quantized_gemma3::ModelWeights),
 }
 
-/// A causal LM: `forward(new_tokens, position)` returns the next-token logits, caching keys
-/// and values so each new token costs one position of compute.
+/// A causal LM, as transformers' `LlamaForCausalLM` (`models/llama/modeling_llama.py`) and
+/// `Gemma3ForCausalLM` (`models/gemma3/modeling_gemma3.py`): `forward(new_tokens, position)`
+/// returns the next-token logits, caching keys and values so each new token costs one
+/// position of compute.
 pub struct CausalLM {
     arch: Arch,
     pub architecture: String,
@@ -30,7 +32,7 @@ pub struct CausalLM {
 pub const SUPPORTED: &[&str] = &["llama", "gemma3"];
 
 /// Makes candle dequantize GGUF weights to f32 when loading, as transformers does. Measured on
-/// SmolLM2-135M (Q4_1) on this 2-core CPU: prompt processing 165 vs 14 tokens/s, generation
+/// SmolLM2-135M (Q4_1) on a 2-core CPU: prompt processing 165 vs 14 tokens/s, generation
 /// the same 13 tokens/s, and greedy output equal to transformers' (with 4-bit weights times
 /// 8-bit activations the near-tied first token of "What is the capital of France?" flips from
 /// "The" to "L" and the answer goes astray). Costs 4 bytes per weight of memory.

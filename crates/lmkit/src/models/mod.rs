@@ -1,5 +1,7 @@
-//! Model architectures (one file each) and the `Auto*` entry points that pick one from a
-//! folder's config.json, as transformers' `AutoModel` classes do.
+//! Model architectures (one folder each, read top to bottom as transformers' `modeling_*.py`)
+//! and the `Auto*` entry points that pick one from a folder's config.json, as transformers'
+//! `AutoModel` classes do. BERT and DistilBERT share their encoder (`nn::encoder`) and their
+//! written-out backward (`grad`); each adds its config, weight names and head.
 
 pub mod bert;
 pub mod distilbert;
@@ -126,7 +128,8 @@ impl Encoder {
     }
 }
 
-/// `AutoModel`: the bare encoder of a checkpoint, for hidden states and embeddings.
+/// `AutoModel` (`models/auto/modeling_auto.py`): the bare encoder of a checkpoint, for hidden
+/// states and embeddings.
 pub struct AutoModel {
     pub encoder: Encoder,
     pub config: Config,

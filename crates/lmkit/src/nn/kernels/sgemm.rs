@@ -1,10 +1,10 @@
 //! f32 matrix multiply for the linear layers' forward and input-gradient products on AVX2 + FMA.
 //!
 //! Why by hand: the `gemm` crate (candle's) ran this model's projection shapes at 45-60% of
-//! this CPU's FMA peak. A BLIS-style loop nest beat it by 1.1-1.25x on the forward shapes in
+//! an AVX2 EPYC's FMA peak. A BLIS-style loop nest beat it by 1.1-1.25x on the forward shapes in
 //! interleaved timings: A and B packed into 6-row and 16-column panels, a 6 x 16 register tile,
 //! C prefetched before each tile, k in blocks of 384 and m in blocks of at most 72 rows
-//! (bench/README.md, session 7). It did not beat the crate on the weight-gradient products
+//! (bench/README.md has the runs). It did not beat the crate on the weight-gradient products
 //! (k = tokens, A read transposed), so those stay there: [`takes`] wants A row-major.
 
 use std::cell::RefCell;

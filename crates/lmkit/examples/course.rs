@@ -7,7 +7,7 @@
 //! (3) translation, (4) summarization, (5) text generation — the last three by prompting small
 //! GGUF LLMs, as no seq2seq checkpoint can be had here), the language-modelling
 //! procedure (tokenize, embed), then the whole fine-tuning part. The sentiment default is made
-//! by lmkit: `lmkit fetch lmkit/sentiment-sst2` once (~45 min); without it that cell says so
+//! by lmkit: `lmkit fetch lmkit/sentiment-sst2` once (about 7 min on 2 cores); without it that cell says so
 //! and the walk goes on.
 
 use lmkit::pipelines::prompted::PromptedPipeline;

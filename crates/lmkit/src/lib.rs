@@ -5,7 +5,7 @@
 //! use lmkit::prelude::*;
 //! let tok = AutoTokenizer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
 //! let enc = tok.encode_batch(&["I have a dream."], EncodeOptions::default())?;
-//! let st = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2")?;
+//! let st = SentenceTransformer::from_pretrained("sentence-transformers/all-MiniLM-L6-v2", &LoadOptions::default())?;
 //! let v = st.encode(&["I have a dream.", "She was so happy."])?;
 //! println!("{:?} {}", enc.input_ids, cosine_similarity(&v[0], &v[1]));
 //! # anyhow::Ok(())

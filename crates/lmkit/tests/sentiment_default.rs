@@ -1,7 +1,7 @@
 //! The sentiment-analysis default model: lmkit's SST-2 recipe.
 //!
 //! `recipe_learns_sst2_on_a_subset` runs the real recipe on 3,000 training phrases (CI-sized,
-//! ~3 min) and scores it on the full held-out 5%. The full default model takes ~45 minutes to
+//! ~3 min) and scores it on the full held-out 5%. The full default model takes about 7 minutes to
 //! build, so the test of its answers is ignored by default; run it after
 //! `lmkit fetch lmkit/sentiment-sst2` with `cargo test --release -- --ignored`.
 
@@ -45,7 +45,7 @@ fn recipe_learns_sst2_on_a_subset() {
 }
 
 #[test]
-#[ignore = "needs the full default model: `lmkit fetch lmkit/sentiment-sst2` (~45 min)"]
+#[ignore = "needs the full default model: `lmkit fetch lmkit/sentiment-sst2` (about 7 min)"]
 fn default_model_answers_the_course_examples() {
     let dir = lmkit::hub::store_path("lmkit/sentiment-sst2");
     let src = source(&dir);

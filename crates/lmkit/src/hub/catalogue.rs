@@ -1,5 +1,5 @@
 //! The catalogue: models lmkit can get without a hub (pinned, checksummed registry packages,
-//! see MODELS.md) and models it builds itself by fine-tuning.
+//! listed in the README's model table) and models it builds itself by fine-tuning.
 
 /// A package on a public registry that ships model files.
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +63,7 @@ pub struct KnownModel {
     pub conversion: Conversion,
 }
 
-/// The registry packages that ship real pretrained models or tokenizers (see MODELS.md).
+/// The registry packages that ship real pretrained models or tokenizers (the README's model table).
 pub const KNOWN_MODELS: &[KnownModel] = &[
     KnownModel {
         id: "sentence-transformers/all-MiniLM-L6-v2",
@@ -246,7 +246,7 @@ pub const TRAINED_MODELS: &[TrainedModel] = &[TrainedModel {
     id: "lmkit/sentiment-sst2",
     description: "sentiment (NEGATIVE/POSITIVE): all-MiniLM-L6-v2 fine-tuned by lmkit on SST-2 \
                   train.tsv, 1 epoch, 5% held out for validation",
-    minutes: 8,
+    minutes: 7,
 }];
 
 pub fn trained(id: &str) -> Option<&'static TrainedModel> {

@@ -30,7 +30,7 @@ SHAPES = {
 
 
 def encoder_flops(cfg, batch, seq):
-    """Same count as lmkit's bench::encoder_flops (projections, FFN, attention products)."""
+    """Same count as lmkit's cmd::bench::workloads::encoder_flops (crates/lmkit-cli) (projections, FFN, attention products)."""
     if cfg.model_type == "distilbert":
         h, i, layers = cfg.dim, cfg.hidden_dim, cfg.n_layers
     else:

@@ -371,3 +371,146 @@ fn seq2seq_checkpoints_translate_and_summarize_from_the_cli() {
     );
     assert!(!ok && err.contains("never"), "{err}");
 }
+
+/// tiny-sst without its classification head, so that a head of any width loads on top.
+fn headless_tiny_sst(dir: &std::path::Path) {
+    let src = std::path::Path::new(&fixture_dir("tiny-sst")).to_path_buf();
+    std::fs::create_dir_all(dir).unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e != "safetensors") {
+            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        candle_core::safetensors::load(src.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with("classifier."))
+            .collect();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+}
+
+/// What transformers' `function_to_apply` makes of one text's logits, computed here apart from
+/// the library: sigmoid for a one-label or multi-label head, softmax otherwise.
+fn expected_scores(dir: &std::path::Path, text: &str) -> Vec<f64> {
+    use lmkit::prelude::*;
+    let m = AutoModelForSequenceClassification::load(dir, None, &LoadOptions::default()).unwrap();
+    let tok = AutoTokenizer::from_folder(dir).unwrap();
+    let x = tok
+        .encode_batch(&[text], EncodeOptions::default())
+        .unwrap()
+        .to_input(&candle_core::Device::Cpu)
+        .unwrap();
+    let logits: Vec<f64> = m.forward(&x, false).unwrap().to_vec2::<f32>().unwrap()[0]
+        .iter()
+        .map(|&z| z as f64)
+        .collect();
+    let multi = m.config.raw["problem_type"] == "multi_label_classification";
+    if logits.len() == 1 || multi {
+        logits.iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect()
+    } else {
+        let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = logits.iter().map(|z| (z - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|v| v / sum).collect()
+    }
+}
+
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn predict_and_pipeline_score_every_kind_of_head_the_same() {
+    use lmkit::models::{AutoModelForSequenceClassification, LoadOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let body = tmp.path().join("body");
+    headless_tiny_sst(&body);
+    let texts = ["She was so happy.", "I hate this so much!", "meh"];
+    for (name, labels, problem_type) in [
+        ("softmax", vec!["neg", "neu", "pos"], None),
+        ("one-logit", vec!["positive"], None),
+        (
+            "multi-label",
+            vec!["a", "b", "c"],
+            Some("multi_label_classification"),
+        ),
+    ] {
+        let labels: Vec<String> = labels.into_iter().map(String::from).collect();
+        let mut m = AutoModelForSequenceClassification::load(
+            &body,
+            Some(labels.clone()),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        if let Some(p) = problem_type {
+            m.config.raw["problem_type"] = p.into();
+        }
+        let dir = tmp.path().join(name);
+        m.save_pretrained(&dir).unwrap();
+        let (ok, out, err) = run(
+            lmkit()
+                .args(["predict", "--json", "--model"])
+                .arg(&dir)
+                .args(texts),
+            None,
+        );
+        assert!(ok, "{name}: {err}");
+        let predicted = json_lines(&out);
+        let (ok, out, err) = run(
+            lmkit()
+                .args(["pipeline", "text-classification", "--json", "--top-k"])
+                .arg(labels.len().to_string())
+                .arg("--model")
+                .arg(&dir)
+                .args(texts),
+            None,
+        );
+        assert!(ok, "{name}: {err}");
+        let piped = json_lines(&out);
+        assert_eq!(predicted.len(), texts.len(), "{name}");
+        assert_eq!(piped.len(), texts.len(), "{name}");
+        for ((p, q), text) in predicted.iter().zip(&piped).zip(texts) {
+            assert_eq!(p["text"], text, "{name}");
+            assert_eq!(p["label"], q["label"], "{name}: {p} vs {q}");
+            assert_eq!(p["score"], q["score"], "{name}: {p} vs {q}");
+            let by_label = p["probabilities"].as_object().unwrap();
+            let keys: Vec<&String> = by_label.keys().collect();
+            assert_eq!(
+                keys,
+                labels.iter().collect::<Vec<_>>(),
+                "{name}: label order"
+            );
+            for ls in q["top_k"].as_array().unwrap() {
+                let label = ls["label"].as_str().unwrap();
+                assert_eq!(
+                    by_label[label], ls["score"],
+                    "{name}: {label} in {p} vs {q}"
+                );
+            }
+            let want = expected_scores(&dir, text);
+            for (l, w) in labels.iter().zip(&want) {
+                let got = by_label[l].as_f64().unwrap();
+                assert!(
+                    (got - w).abs() < 1e-5,
+                    "{name}: {l} {got} vs {w} for {text:?}"
+                );
+            }
+        }
+    }
+    // An empty text: the same refusal from both.
+    for args in [
+        vec!["predict", "--model"],
+        vec!["pipeline", "text-classification", "--model"],
+    ] {
+        let (ok, _, err) = run(
+            lmkit().args(&args).arg(tmp.path().join("softmax")).arg(""),
+            None,
+        );
+        assert!(!ok, "{args:?} should refuse an empty text");
+        assert!(err.contains("input 1 is empty"), "{args:?}: {err}");
+    }
+}

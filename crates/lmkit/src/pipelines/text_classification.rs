@@ -24,6 +24,19 @@ pub enum ScoreFn {
     Sigmoid,
 }
 
+impl ScoreFn {
+    /// transformers' default `function_to_apply`: sigmoid for a one-label head or a
+    /// `problem_type: multi_label_classification` model, softmax otherwise.
+    pub fn for_model(model: &AutoModelForSequenceClassification) -> Self {
+        let multi = model.config.raw["problem_type"].as_str() == Some("multi_label_classification");
+        if model.labels.len() == 1 || multi {
+            Self::Sigmoid
+        } else {
+            Self::Softmax
+        }
+    }
+}
+
 pub struct TextClassificationPipeline {
     pub model: AutoModelForSequenceClassification,
     pub tokenizer: AutoTokenizer,
@@ -48,12 +61,7 @@ impl TextClassificationPipeline {
             )
         }
         let tokenizer = AutoTokenizer::from_folder(&dir)?;
-        let multi = model.config.raw["problem_type"].as_str() == Some("multi_label_classification");
-        let score_fn = if model.labels.len() == 1 || multi {
-            ScoreFn::Sigmoid
-        } else {
-            ScoreFn::Softmax
-        };
+        let score_fn = ScoreFn::for_model(&model);
         let max_length = tokenizer
             .model_max_length
             .min(model.config.arch.max_positions());
@@ -66,7 +74,10 @@ impl TextClassificationPipeline {
         })
     }
 
-    /// All labels with scores for each text, best first, in input order.
+    /// All labels with scores for each text, best first (ties in label order), in input
+    /// order. The one place a classifier's logits become scores: `lmkit predict` and
+    /// `lmkit pipeline text-classification` both read them from here, so the two cannot
+    /// disagree on softmax versus sigmoid.
     pub fn scores<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<LabelScore>>> {
         super::check_texts(texts)?;
         let logits = super::in_length_order(texts, self.batch_size, |batch| {

@@ -1,11 +1,17 @@
-//! `lmkit bench`: times lmkit alone on a fixed shape (warm-up, then the median of several
-//! runs), for the side-by-side scripts under bench/ to compare with the Python reference.
+//! The benchmark workloads: each times lmkit alone on a fixed shape (warm-up, then the median
+//! of several runs), for the side-by-side scripts under bench/ to compare with the Python
+//! reference.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use lmkit::models::{ArchConfig, Config, ModelInput};
+
+use super::results::{
+    precision, GemmResult, GenerateResult, InferResult, PipelineResult, Seq2seqResult,
+    TokenizeResult, TrainResult, IMPL,
+};
 
 /// Peak resident memory of this process (VmHWM), in MiB.
 pub fn peak_rss_mib() -> f64 {
@@ -160,7 +166,7 @@ pub fn infer(
     seq: usize,
     iters: usize,
     int8: bool,
-) -> Result<serde_json::Value> {
+) -> Result<InferResult> {
     let (cfg, w) = src.load(None)?;
     let w = w.configure(&lmkit::nn::LoadOptions::int8(int8))?;
     let m = lmkit::models::Encoder::load(&w, &cfg.arch)?;
@@ -173,13 +179,21 @@ pub fn infer(
     })?;
     let median = times[times.len() / 2];
     let gflop = encoder_flops(&cfg.arch, batch, seq) / 1e9;
-    Ok(serde_json::json!({
-        "impl": "lmkit", "task": "infer", "model": src.name(), "batch": batch, "seq": seq,
-        "precision": if int8 { "int8" } else { "fp32" },
-        "threads": rayon_threads(), "median_s": median, "samples_per_s": batch as f64 / median,
-        "gflop": gflop, "gflop_per_s": gflop / median,
-        "times_s": times, "peak_rss_mib": peak_rss_mib(),
-    }))
+    Ok(InferResult {
+        implementation: IMPL,
+        task: "infer",
+        model: src.name(),
+        batch,
+        seq,
+        precision: precision(int8),
+        threads: rayon_threads(),
+        median_s: median,
+        samples_per_s: batch as f64 / median,
+        gflop,
+        gflop_per_s: gflop / median,
+        times_s: times,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 fn vocab_size(arch: &ArchConfig) -> usize {
@@ -195,7 +209,7 @@ pub fn gemm(
     (m, n, k): (usize, usize, usize),
     transpose_b: bool,
     iters: usize,
-) -> Result<serde_json::Value> {
+) -> Result<GemmResult> {
     let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
     let b = if transpose_b {
         // As a linear layer reads its (out, in) weight.
@@ -209,10 +223,19 @@ pub fn gemm(
     })?;
     let median = times[times.len() / 2];
     let gflop = 2.0 * (m * n * k) as f64 / 1e9;
-    Ok(serde_json::json!({
-        "impl": "lmkit", "task": "gemm", "m": m, "n": n, "k": k, "transpose_b": transpose_b, "threads": rayon_threads(), "median_s": median,
-        "gflop_per_s": gflop / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
-    }))
+    Ok(GemmResult {
+        implementation: IMPL,
+        task: "gemm",
+        m,
+        n,
+        k,
+        transpose_b,
+        threads: rayon_threads(),
+        median_s: median,
+        gflop_per_s: gflop / median,
+        times_s: times,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 fn rayon_threads() -> usize {
@@ -221,7 +244,7 @@ fn rayon_threads() -> usize {
 
 /// Tokenizing the emotion train split with batched map (batch_size 1000, padding to each
 /// batch's longest, truncation), no cache: the `datasets` + fast tokenizer workload.
-pub fn tokenize(model: &str, iters: usize) -> Result<serde_json::Value> {
+pub fn tokenize(model: &str, iters: usize) -> Result<TokenizeResult> {
     let tok = lmkit::tokenize::AutoTokenizer::from_pretrained(model)?;
     let d = lmkit::data::load_dataset("emotion")?;
     let train = d.split("train")?;
@@ -254,10 +277,15 @@ pub fn tokenize(model: &str, iters: usize) -> Result<serde_json::Value> {
         Ok(())
     })?;
     let median = times[times.len() / 2];
-    Ok(serde_json::json!({
-        "impl": "lmkit", "task": "tokenize", "rows": texts.len(), "median_s": median,
-        "rows_per_s": texts.len() as f64 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
-    }))
+    Ok(TokenizeResult {
+        implementation: IMPL,
+        task: "tokenize",
+        rows: texts.len(),
+        median_s: median,
+        rows_per_s: texts.len() as f64 / median,
+        times_s: times,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// One training step (forward with dropout, cross-entropy, backward, AdamW) of the body
@@ -270,7 +298,7 @@ pub fn train(
     dropout: f64,
     iters: usize,
     autograd: bool,
-) -> Result<serde_json::Value> {
+) -> Result<TrainResult> {
     use lmkit::models::AutoModelForSequenceClassification;
     let (cfg, w) = src.load(Some(dropout))?;
     let vocab = vocab_size(&cfg.arch);
@@ -295,12 +323,21 @@ pub fn train(
         Ok(())
     })?;
     let median = times[times.len() / 2];
-    Ok(serde_json::json!({
-        "impl": "lmkit", "task": "train", "model": src.name(), "batch": batch, "seq": seq, "dropout": dropout,
-        "backward": if autograd { "autograd" } else { "default" },
-        "median_s": median, "samples_per_s": batch as f64 / median, "gflop": flops / 1e9,
-        "gflop_per_s": flops / 1e9 / median, "times_s": times, "peak_rss_mib": peak_rss_mib(),
-    }))
+    Ok(TrainResult {
+        implementation: IMPL,
+        task: "train",
+        model: src.name(),
+        batch,
+        seq,
+        dropout,
+        backward: if autograd { "autograd" } else { "default" },
+        median_s: median,
+        samples_per_s: batch as f64 / median,
+        gflop: flops / 1e9,
+        gflop_per_s: flops / 1e9 / median,
+        times_s: times,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// The sentiment pipeline end to end (tokenize, batch by length, forward, softmax) on the
@@ -311,7 +348,7 @@ pub fn pipeline(
     batch: usize,
     iters: usize,
     int8: bool,
-) -> Result<serde_json::Value> {
+) -> Result<PipelineResult> {
     let d = lmkit::data::load_dataset("emotion")?;
     let texts: Vec<String> = d
         .split("test")?
@@ -330,17 +367,23 @@ pub fn pipeline(
         Ok(())
     })?;
     let median = times[times.len() / 2];
-    Ok(serde_json::json!({
-        "impl": "lmkit", "task": "pipeline", "sentences": texts.len(), "batch": batch,
-        "precision": if int8 { "int8" } else { "fp32" },
-        "median_s": median, "samples_per_s": texts.len() as f64 / median, "times_s": times,
-        "peak_rss_mib": peak_rss_mib(),
-    }))
+    Ok(PipelineResult {
+        model: model.to_string(),
+        implementation: IMPL,
+        task: "pipeline",
+        sentences: texts.len(),
+        batch,
+        precision: precision(int8),
+        median_s: median,
+        samples_per_s: texts.len() as f64 / median,
+        times_s: times,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// Greedy generation with a GGUF decoder: prompt processing and new tokens timed apart
 /// (the same prompt as bench/generate_bench.py).
-pub fn generate(model: &str, new: usize, iters: usize) -> Result<serde_json::Value> {
+pub fn generate(model: &str, new: usize, iters: usize) -> Result<GenerateResult> {
     use lmkit::generation::sampling::GenerationConfig;
     let mut p = lmkit::pipelines::text_generation::TextGenerationPipeline::new(model)?;
     let prompt = "Once upon a time, in a small village by the sea, there lived";
@@ -377,16 +420,22 @@ pub fn generate(model: &str, new: usize, iters: usize) -> Result<serde_json::Val
             .map(|g| g.prompt_tokens as f64 / g.prompt_seconds.max(1e-9))
             .collect(),
     );
-    Ok(serde_json::json!({
-        "impl": "lmkit", "task": "generate", "prompt_tokens": ids.len(),
-        "new_tokens": runs[0].new_tokens, "prompt_tok_per_s": ptok, "tok_per_s": tok,
-        "peak_rss_mib": peak_rss_mib(),
-    }))
+    Ok(GenerateResult {
+        model: model.to_string(),
+        iters,
+        implementation: IMPL,
+        task: "generate",
+        prompt_tokens: ids.len(),
+        new_tokens: runs[0].new_tokens,
+        prompt_tok_per_s: ptok,
+        tok_per_s: tok,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// Beam search with a seq2seq checkpoint: the same 41 input ids and settings as
 /// bench/seq2seq_bench.py (exactly `new` new tokens: EOS banned until then).
-pub fn seq2seq(dir: &str, beams: usize, new: usize, iters: usize) -> Result<serde_json::Value> {
+pub fn seq2seq(dir: &str, beams: usize, new: usize, iters: usize) -> Result<Seq2seqResult> {
     use lmkit::generation::beam::{generate, SearchConfig};
     let model = lmkit::models::seq2seq::load_folder(std::path::Path::new(dir), &Device::Cpu)?;
     let mut ids: Vec<u32> = (100..140).collect();
@@ -412,8 +461,14 @@ pub fn seq2seq(dir: &str, beams: usize, new: usize, iters: usize) -> Result<serd
         Ok(())
     })?;
     let median = times[times.len() / 2];
-    Ok(serde_json::json!({
-        "impl": "lmkit", "task": "seq2seq", "beams": beams, "new_tokens": n,
-        "median_s": median, "tok_per_s": n as f64 / median, "peak_rss_mib": peak_rss_mib(),
-    }))
+    Ok(Seq2seqResult {
+        model: dir.to_string(),
+        implementation: IMPL,
+        task: "seq2seq",
+        beams,
+        new_tokens: n,
+        median_s: median,
+        tok_per_s: n as f64 / median,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }

@@ -1,0 +1,227 @@
+//! What each benchmark measured. The serialised field names and order are what
+//! bench/compare.sh and bench/results/*.jsonl hold (the same as the Python side's); fields
+//! marked `skip` only feed the human-readable line.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Always "lmkit": the Python side writes "torch" and compare.sh groups on it.
+pub const IMPL: &str = "lmkit";
+
+/// "int8" or "fp32", as the Python side names precisions.
+pub fn precision(int8: bool) -> &'static str {
+    if int8 {
+        "int8"
+    } else {
+        "fp32"
+    }
+}
+
+/// `lmkit bench infer`: encoder forward + mean pooling.
+#[derive(Debug, Serialize)]
+pub struct InferResult {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub task: &'static str,
+    pub model: String,
+    pub batch: usize,
+    pub seq: usize,
+    pub precision: &'static str,
+    pub threads: usize,
+    pub median_s: f64,
+    pub samples_per_s: f64,
+    pub gflop: f64,
+    pub gflop_per_s: f64,
+    pub times_s: Vec<f64>,
+    pub peak_rss_mib: f64,
+}
+
+impl fmt::Display for InferResult {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "infer {}{}: batch {} x {}: {:.1} samples/s (median {:.3} s, {:.1} GFLOP/s), peak RSS {:.0} MiB",
+            self.model,
+            if self.precision == "int8" { " (int8)" } else { "" },
+            self.batch,
+            self.seq,
+            self.samples_per_s,
+            self.median_s,
+            self.gflop_per_s,
+            self.peak_rss_mib
+        )
+    }
+}
+
+/// `lmkit bench gemm`: one fp32 matmul, M x K times K x N.
+#[derive(Debug, Serialize)]
+pub struct GemmResult {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub task: &'static str,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub transpose_b: bool,
+    pub threads: usize,
+    pub median_s: f64,
+    pub gflop_per_s: f64,
+    pub times_s: Vec<f64>,
+    pub peak_rss_mib: f64,
+}
+
+impl fmt::Display for GemmResult {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let (m, n, k) = (self.m, self.n, self.k);
+        write!(
+            f,
+            "gemm f32 {m}x{k} . {k}x{n}: {:.1} GFLOP/s (median {:.3} s)",
+            self.gflop_per_s, self.median_s
+        )
+    }
+}
+
+/// `lmkit bench tokenize`: batched map over the emotion train split.
+#[derive(Debug, Serialize)]
+pub struct TokenizeResult {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub task: &'static str,
+    pub rows: usize,
+    pub median_s: f64,
+    pub rows_per_s: f64,
+    pub times_s: Vec<f64>,
+    pub peak_rss_mib: f64,
+}
+
+impl fmt::Display for TokenizeResult {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "tokenize emotion train ({} rows): {:.0} rows/s (median {:.3} s)",
+            self.rows, self.rows_per_s, self.median_s
+        )
+    }
+}
+
+/// `lmkit bench train`: one optimizer step.
+#[derive(Debug, Serialize)]
+pub struct TrainResult {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub task: &'static str,
+    pub model: String,
+    pub batch: usize,
+    pub seq: usize,
+    pub dropout: f64,
+    /// "autograd" or "default".
+    pub backward: &'static str,
+    pub median_s: f64,
+    pub samples_per_s: f64,
+    pub gflop: f64,
+    pub gflop_per_s: f64,
+    pub times_s: Vec<f64>,
+    pub peak_rss_mib: f64,
+}
+
+impl fmt::Display for TrainResult {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "train {}: batch {} x {}, dropout {}: {:.1} samples/s (median {:.3} s, {:.1} GFLOP/s), peak RSS {:.0} MiB",
+            self.model,
+            self.batch,
+            self.seq,
+            self.dropout,
+            self.samples_per_s,
+            self.median_s,
+            self.gflop_per_s,
+            self.peak_rss_mib
+        )
+    }
+}
+
+/// `lmkit bench pipeline`: the sentiment pipeline end to end.
+#[derive(Debug, Serialize)]
+pub struct PipelineResult {
+    #[serde(skip)]
+    pub model: String,
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub task: &'static str,
+    pub sentences: usize,
+    pub batch: usize,
+    pub precision: &'static str,
+    pub median_s: f64,
+    pub samples_per_s: f64,
+    pub times_s: Vec<f64>,
+    pub peak_rss_mib: f64,
+}
+
+impl fmt::Display for PipelineResult {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "sentiment pipeline {}: {} sentences, batch {}: {:.1} sentences/s (median {:.3} s)",
+            self.model, self.sentences, self.batch, self.samples_per_s, self.median_s
+        )
+    }
+}
+
+/// `lmkit bench generate`: greedy decoding, prompt and new tokens timed apart.
+#[derive(Debug, Serialize)]
+pub struct GenerateResult {
+    #[serde(skip)]
+    pub model: String,
+    #[serde(skip)]
+    pub iters: usize,
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub task: &'static str,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub prompt_tok_per_s: f64,
+    pub tok_per_s: f64,
+    pub peak_rss_mib: f64,
+}
+
+impl fmt::Display for GenerateResult {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "generate {}: {} prompt tokens at {:.1} tok/s, {} new tokens at {:.1} tok/s (median of {})",
+            self.model,
+            self.prompt_tokens,
+            self.prompt_tok_per_s,
+            self.new_tokens,
+            self.tok_per_s,
+            self.iters
+        )
+    }
+}
+
+/// `lmkit bench seq2seq`: beam search with a fixed number of new tokens.
+#[derive(Debug, Serialize)]
+pub struct Seq2seqResult {
+    #[serde(skip)]
+    pub model: String,
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub task: &'static str,
+    pub beams: usize,
+    pub new_tokens: usize,
+    pub median_s: f64,
+    pub tok_per_s: f64,
+    pub peak_rss_mib: f64,
+}
+
+impl fmt::Display for Seq2seqResult {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "seq2seq {}: {} beams, {} new tokens in {:.3} s: {:.1} tok/s",
+            self.model, self.beams, self.new_tokens, self.median_s, self.tok_per_s
+        )
+    }
+}

@@ -58,7 +58,10 @@ fn missing_and_misshapen_tensors_are_named() {
     copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
     // Claim a bigger hidden size than the weights have.
     let cfg = tmp.path().join("config.json");
-    edit_config(&cfg, &[("\"intermediate_size\": 37", "\"intermediate_size\": 40")]);
+    edit_config(
+        &cfg,
+        &[("\"intermediate_size\": 37", "\"intermediate_size\": 40")],
+    );
     let err = load_error(tmp.path());
     assert!(
         err.contains("intermediate.dense.weight")
@@ -68,7 +71,13 @@ fn missing_and_misshapen_tensors_are_named() {
     );
 
     // Two layers more than the checkpoint has.
-    edit_config(&cfg, &[("\"intermediate_size\": 40", "\"intermediate_size\": 37"), ("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4")]);
+    edit_config(
+        &cfg,
+        &[
+            ("\"intermediate_size\": 40", "\"intermediate_size\": 37"),
+            ("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4"),
+        ],
+    );
     let err = load_error(tmp.path());
     assert!(
         err.contains("encoder.layer.2") && err.contains("missing"),
@@ -81,7 +90,10 @@ fn unknown_model_type_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("tiny-bert-cls"), tmp.path());
     let cfg = tmp.path().join("config.json");
-    edit_config(&cfg, &[("\"model_type\": \"bert\"", "\"model_type\": \"mamba\"")]);
+    edit_config(
+        &cfg,
+        &[("\"model_type\": \"bert\"", "\"model_type\": \"mamba\"")],
+    );
     let err = load_error(tmp.path());
     assert!(
         err.contains("mamba") && err.contains("not supported"),

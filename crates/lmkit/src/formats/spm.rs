@@ -11,11 +11,16 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use prost::Message;
 use tokenizers::models::unigram::Unigram;
 use tokenizers::normalizers::replace::{Replace, ReplacePattern};
 use tokenizers::normalizers::{Precompiled, Sequence, Strip};
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::{NormalizerWrapper, Tokenizer};
+
+use super::proto::sentencepiece::model_proto::sentence_piece::Type as PieceType;
+use super::proto::sentencepiece::trainer_spec::ModelType;
+use super::proto::sentencepiece::ModelProto;
 
 /// The parts of a SentencePiece `ModelProto` a tokenizer needs.
 pub struct SpmModel {
@@ -28,69 +33,6 @@ pub struct SpmModel {
     pub model_type: u64,
 }
 
-/// A protobuf reader for the three messages above. Hand-written because these few fields are
-/// all lmkit reads: a protobuf crate would need the .proto compiled in for the same result.
-struct Proto<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-enum Field<'a> {
-    Varint(u64),
-    Fixed32(u32),
-    Fixed64,
-    Bytes(&'a [u8]),
-}
-
-impl<'a> Proto<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    fn varint(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).context("truncated varint")?;
-            self.pos += 1;
-            v |= ((b & 0x7f) as u64) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        bail!("varint longer than 10 bytes")
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.context("field runs past the end of the message")?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn next(&mut self) -> Result<Option<(u64, Field<'a>)>> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let (num, wire) = (key >> 3, key & 7);
-        let f = match wire {
-            0 => Field::Varint(self.varint()?),
-            1 => {
-                self.take(8)?;
-                Field::Fixed64
-            }
-            2 => {
-                let n = self.varint()? as usize;
-                Field::Bytes(self.take(n)?)
-            }
-            5 => Field::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().unwrap())),
-            w => bail!("unsupported protobuf wire type {w} (field {num})"),
-        };
-        Ok(Some((num, f)))
-    }
-}
-
 impl SpmModel {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -98,61 +40,43 @@ impl SpmModel {
             .with_context(|| format!("{} is not a SentencePiece model file", path.display()))
     }
 
+    /// Decodes a `ModelProto` (with prost, into the types generated from the official
+    /// sentencepiece_model.proto: formats/proto, scripts/gen-proto.sh); fields it does not set
+    /// take the .proto's defaults.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let mut m = SpmModel {
-            pieces: vec![],
-            precompiled_charsmap: vec![],
-            add_dummy_prefix: true,
-            remove_extra_whitespaces: true,
-            model_type: 1,
-        };
-        let mut p = Proto::new(bytes);
-        while let Some((num, f)) = p.next()? {
-            match (num, f) {
-                (1, Field::Bytes(b)) => {
-                    let (mut piece, mut score, mut ty) = (None, 0f32, 1u64);
-                    let mut q = Proto::new(b);
-                    while let Some((n, f)) = q.next()? {
-                        match (n, f) {
-                            (1, Field::Bytes(s)) => {
-                                piece = Some(
-                                    String::from_utf8(s.to_vec()).context("piece is not UTF-8")?,
-                                )
-                            }
-                            (2, Field::Fixed32(x)) => score = f32::from_bits(x),
-                            (3, Field::Varint(x)) => ty = x,
-                            _ => {}
-                        }
-                    }
-                    m.pieces
-                        .push((piece.context("a piece without its text")?, score, ty));
-                }
-                (2, Field::Bytes(b)) => {
-                    let mut q = Proto::new(b);
-                    while let Some((n, f)) = q.next()? {
-                        if let (3, Field::Varint(x)) = (n, f) {
-                            m.model_type = x;
-                        }
-                    }
-                }
-                (3, Field::Bytes(b)) => {
-                    let mut q = Proto::new(b);
-                    while let Some((n, f)) = q.next()? {
-                        match (n, f) {
-                            (2, Field::Bytes(c)) => m.precompiled_charsmap = c.to_vec(),
-                            (3, Field::Varint(x)) => m.add_dummy_prefix = x != 0,
-                            (4, Field::Varint(x)) => m.remove_extra_whitespaces = x != 0,
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        if m.pieces.is_empty() {
+        let m = ModelProto::decode(bytes).context("not a readable SentencePiece ModelProto")?;
+        // Enums arrive as raw i32s and are kept as given (an unknown type stays visible), so
+        // only a negative one, which no enum value is, is rejected.
+        let enum_value =
+            |v: i32, what: &str| u64::try_from(v).with_context(|| format!("{what} is {v}"));
+        let pieces = m
+            .pieces
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (score, ty) = (p.score(), p.r#type.unwrap_or(PieceType::Normal as i32));
+                Ok((
+                    p.piece.with_context(|| format!("piece {i} has no text"))?,
+                    score,
+                    enum_value(ty, &format!("piece {i}: type"))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if pieces.is_empty() {
             bail!("no pieces")
         }
-        Ok(m)
+        let model_type = m.trainer_spec.and_then(|t| t.model_type);
+        let norm = m.normalizer_spec.unwrap_or_default();
+        Ok(SpmModel {
+            pieces,
+            model_type: enum_value(
+                model_type.unwrap_or(ModelType::Unigram as i32),
+                "trainer_spec.model_type",
+            )?,
+            add_dummy_prefix: norm.add_dummy_prefix(),
+            remove_extra_whitespaces: norm.remove_extra_whitespaces(),
+            precompiled_charsmap: norm.precompiled_charsmap.unwrap_or_default(),
+        })
     }
 
     /// A `tokenizers` tokenizer that segments like this model (unigram models only).
@@ -299,5 +223,102 @@ impl MarianTokenizer {
         }
         out += &pieces(&mut cur);
         out.trim().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::proto::sentencepiece::model_proto::SentencePiece;
+    use super::super::proto::sentencepiece::{NormalizerSpec, TrainerSpec};
+    use super::*;
+
+    fn piece(text: &str, score: f32, ty: Option<PieceType>) -> SentencePiece {
+        SentencePiece {
+            piece: Some(text.into()),
+            score: Some(score),
+            r#type: ty.map(|t| t as i32),
+        }
+    }
+
+    #[test]
+    fn fields_and_the_protos_defaults() -> Result<()> {
+        let mut proto = ModelProto {
+            pieces: vec![
+                piece("<unk>", 0.0, Some(PieceType::Unknown)),
+                piece("▁a", -1.5, None),
+            ],
+            ..Default::default()
+        };
+        let m = SpmModel::parse(&proto.encode_to_vec())?;
+        assert_eq!(
+            m.pieces,
+            vec![("<unk>".into(), 0.0, 2), ("▁a".into(), -1.5, 1)]
+        );
+        assert!(m.add_dummy_prefix && m.remove_extra_whitespaces);
+        assert!(m.precompiled_charsmap.is_empty());
+        assert_eq!(m.model_type, 1);
+
+        proto.trainer_spec = Some(TrainerSpec {
+            model_type: Some(ModelType::Bpe as i32),
+            ..Default::default()
+        });
+        proto.normalizer_spec = Some(NormalizerSpec {
+            precompiled_charsmap: Some(vec![1, 2, 3]),
+            add_dummy_prefix: Some(false),
+            remove_extra_whitespaces: Some(false),
+            ..Default::default()
+        });
+        let m = SpmModel::parse(&proto.encode_to_vec())?;
+        assert!(!m.add_dummy_prefix && !m.remove_extra_whitespaces);
+        assert_eq!(m.precompiled_charsmap, vec![1, 2, 3]);
+        assert_eq!(m.model_type, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_models_are_errors_not_panics() {
+        let err = |b: &[u8]| format!("{:#}", SpmModel::parse(b).err().unwrap());
+        assert!(err(&[]).contains("no pieces"));
+        let mut p = ModelProto {
+            pieces: vec![piece("a", 0.0, None), piece("b", 0.0, None)],
+            ..Default::default()
+        };
+        p.pieces[1].piece = None;
+        assert!(err(&p.encode_to_vec()).contains("piece 1 has no text"));
+        p.pieces[1] = piece("b", 0.0, None);
+        p.pieces[1].r#type = Some(-3);
+        assert!(err(&p.encode_to_vec()).contains("piece 1: type is -3"));
+        let bytes = ModelProto {
+            pieces: vec![piece("a", 0.0, None)],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        for cut in 1..bytes.len() {
+            assert!(SpmModel::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn truncations_of_a_real_model_do_not_panic() -> Result<()> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/seq2seq/tiny-marian-spm/source.spm");
+        let bytes = std::fs::read(&path)?;
+        let m = SpmModel::parse(&bytes)?;
+        assert_eq!(m.pieces.iter().filter(|p| p.2 == 2).count(), 1);
+        assert!(!m.precompiled_charsmap.is_empty());
+        // A cut between two top-level fields leaves a valid (smaller) model, so only "no panic"
+        // holds for every cut; one byte short, the last field is cut and that must be an error.
+        for cut in (1..bytes.len()).step_by(97) {
+            let _ = SpmModel::parse(&bytes[..cut]);
+        }
+        let err = format!(
+            "{:#}",
+            SpmModel::parse(&bytes[..bytes.len() - 1]).err().unwrap()
+        );
+        assert!(
+            err.contains("not a readable SentencePiece ModelProto"),
+            "{err}"
+        );
+        Ok(())
     }
 }

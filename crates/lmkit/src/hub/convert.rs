@@ -30,7 +30,8 @@ pub(super) fn build(k: &KnownModel, archives: &[PathBuf], out: &Path) -> Result<
             max_seq_length,
         } => {
             let a = Archive::open(archive, |p| p == onnx)?;
-            let w = crate::formats::onnx::bert_weights(a.get(onnx, archive)?)?;
+            let w = crate::formats::onnx::bert_weights(a.get(onnx, archive)?)
+                .with_context(|| format!("{onnx} in {}", archive.display()))?;
             write_bert_folder(&w, out, max_seq_length)?;
             let tok_dir = resolve(tokenizer_from)?;
             crate::formats::tokenizer::copy_tokenizer_files(&tok_dir, out)?;

@@ -1,17 +1,25 @@
 //! int8 linear layers for inference (`--int8`): y = x W^T + b with W quantized once per output
 //! channel and x quantized per row as it arrives, the products summed exactly in i32.
 //!
-//! Why by hand: this kind of machine has AVX2 + FMA and nothing wider, so an fp32 gemm does at
-//! most 16 multiply-adds per cycle per core, and the `gemm` crate reaches 45-60% of that on this
-//! model's shapes. AVX2's `vpmaddubsw` does 32 u8 x i8 multiply-adds per instruction; with the
-//! `vpmaddwd` that widens its sums, measured 1.8x the fp32 FMA peak here. No crate packs
-//! weights for it (candle's quantized matmul is GGML's block formats for LLM decoding).
+//! Why by hand: an fp32 gemm on AVX2 does at most 16 multiply-adds per cycle per core, and the
+//! `gemm` crate reaches 45-60% of that on this model's shapes. AVX2's `vpmaddubsw` does 32 u8 x
+//! i8 multiply-adds per instruction; with the `vpmaddwd` that widens its sums, measured 1.8x the
+//! fp32 FMA peak on an AVX2 EPYC. AVX512-VNNI's `vpdpbusd` does the multiply, the widening and
+//! the accumulation in one instruction. No crate packs weights for these (candle's quantized
+//! matmul is GGML's block formats for LLM decoding).
+//!
+//! The kernels, chosen once per layer from the CPU ([`Kernel::best`], capped by `LMKIT_ISA`):
+//! - `Vnni`: `vpdpbusd`, 8-bit weights;
+//! - `Avx2`: `vpmaddubsw` + `vpmaddwd`, 7-bit weights (below);
+//! - `Portable`: plain integer loops, 8-bit weights; it also runs any layer's weights
+//!   bit-identically to the SIMD kernel they were packed for, which the tests check.
 //!
 //! The numbers:
-//! - weights: symmetric per output row, w ~ s_w * q with q in [-63, 63]. Seven bits, because
-//!   `vpmaddubsw` adds two u8 x i8 products into a saturating i16: 2 * 255 * 63 = 32130 fits,
-//!   2 * 255 * 127 would not (PyTorch's fbgemm qconfigs narrow the activations to 7 bits
-//!   instead, `reduce_range`, for the same reason).
+//! - weights: symmetric per output row, w ~ s_w * q with q in [-127, 127], or [-63, 63] for
+//!   the AVX2 kernel: `vpmaddubsw` adds two u8 x i8 products into a saturating i16, and
+//!   2 * 255 * 63 = 32130 fits where 2 * 255 * 127 would not (PyTorch's fbgemm qconfigs narrow
+//!   the activations to 7 bits instead, `reduce_range`, for the same reason). `vpdpbusd` sums
+//!   into i32 and takes all eight bits.
 //! - activations: asymmetric per row (token), x ~ s_x * (q - z) with q in [0, 255] covering the
 //!   row's [min(min, 0), max(max, 0)], so a row of GELU outputs keeps all eight bits.
 //! - y[m][n] = s_x[m] * (s_w[n] * acc[m][n] - z[m] * s_w[n] * sum_k q_w[n][k]) + b[n], with
@@ -20,8 +28,8 @@
 //! Per element the error is at most |x| s_w / 2 + (|w| + s_w / 2) s_x (see the tests). The
 //! fine-tuned emotion model keeps its accuracy (README, "Performance").
 //!
-//! The AVX2 path and the portable one compute bit-identical results (the same integer sums,
-//! the same fused multiply-adds); the portable one runs where AVX2 is missing.
+//! Every path computes bit-identical results for the same packed weights (the same integer sums,
+//! the same fused multiply-adds).
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -36,8 +44,40 @@ const MR: usize = 6;
 const NR: usize = 16;
 /// Row tiles per block of rows quantized together.
 const BLOCK_TILES: usize = 16;
-/// Largest |q| of a weight (see the module notes).
-const W_MAX: f32 = 63.0;
+/// The integer kernel a layer's weights are packed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Portable,
+    Avx2,
+    Vnni,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU (and `LMKIT_ISA`) allows.
+    pub fn best() -> Self {
+        let f = super::isa::features();
+        if f.avx512_vnni {
+            Self::Vnni
+        } else if f.avx2_fma {
+            Self::Avx2
+        } else {
+            Self::Portable
+        }
+    }
+
+    /// Largest |q| of a weight (see the module notes).
+    fn w_max(self) -> f32 {
+        match self {
+            Self::Avx2 => 63.0,
+            Self::Portable | Self::Vnni => 127.0,
+        }
+    }
+
+    /// Whether the AVX2 helpers (row min/max, quantization) run: every SIMD kernel's CPU has AVX2.
+    fn simd(self) -> bool {
+        self != Self::Portable
+    }
+}
 
 /// A linear layer's weight and bias, quantized and packed for the kernel.
 pub struct QuantizedLinear {
@@ -47,6 +87,8 @@ pub struct QuantizedLinear {
     kp: usize,
     /// Panels of NR output columns; in each, for every 4 consecutive k, NR columns x 4 bytes.
     packed: Vec<i8>,
+    /// The kernel the weights were quantized for (it sets their range).
+    kernel: Kernel,
     /// Per output column (padded to a whole panel): s_w, s_w * sum_k q_w, bias.
     scale: Vec<f32>,
     zero_term: Vec<f32>,
@@ -61,8 +103,13 @@ impl std::fmt::Debug for QuantizedLinear {
 }
 
 impl QuantizedLinear {
-    /// Quantizes `weight` (out, in) and keeps `bias` (out) in f32.
+    /// Quantizes `weight` (out, in) for the best kernel of this CPU and keeps `bias` (out) in f32.
     pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Arc<Self>> {
+        Self::for_kernel(weight, bias, Kernel::best())
+    }
+
+    /// As [`Self::new`], for a given kernel (tests and A/B runs).
+    pub fn for_kernel(weight: &Tensor, bias: Option<&Tensor>, kernel: Kernel) -> Result<Arc<Self>> {
         let (out, inp) = weight.dims2()?;
         let w = weight
             .to_dtype(DType::F32)?
@@ -91,11 +138,12 @@ impl QuantizedLinear {
         for n in 0..out {
             let row = &w[n * inp..(n + 1) * inp];
             let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let s = if amax > 0.0 { amax / W_MAX } else { 1.0 };
+            let w_max = kernel.w_max();
+            let s = if amax > 0.0 { amax / w_max } else { 1.0 };
             let (panel, col) = (n / NR, n % NR);
             let mut sum = 0i32;
             for (k, &v) in row.iter().enumerate() {
-                let q = (v / s).round_ties_even().clamp(-W_MAX, W_MAX) as i8;
+                let q = (v / s).round_ties_even().clamp(-w_max, w_max) as i8;
                 sum += q as i32;
                 packed[panel * NR * kp + (k / 4) * NR * 4 + col * 4 + k % 4] = q;
             }
@@ -108,6 +156,7 @@ impl QuantizedLinear {
             inp,
             kp,
             packed,
+            kernel,
             scale,
             zero_term,
             bias,
@@ -139,14 +188,25 @@ impl QuantizedLinear {
         let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(xs)) = &*storage else {
             unreachable!("`takes` checked f32 on the CPU")
         };
-        let y = self.run(super::contiguous_data(xs, layout)?, simd());
+        let y = self.run(super::contiguous_data(xs, layout)?, self.kernel);
         let mut shape = x.dims().to_vec();
         *shape.last_mut().expect("checked above") = self.out;
         Tensor::from_vec(y, shape, x.device())
     }
 
-    /// The product for x (rows x in, row-major); `simd` picks the AVX2 kernels.
-    fn run(&self, x: &[f32], simd: bool) -> Vec<f32> {
+    /// The kernel these weights run on by default.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The product for x (rows x in, row-major) on `kernel`: the one the weights were packed
+    /// for, or the portable mirror of it.
+    fn run(&self, x: &[f32], kernel: Kernel) -> Vec<f32> {
+        assert!(
+            kernel == self.kernel || kernel == Kernel::Portable,
+            "weights packed for {:?} run on {kernel:?}",
+            self.kernel
+        );
         let rows = x.len() / self.inp.max(1);
         // Not zero-filled first (that was 7% of an int8 inference): the tiles write all of it.
         let mut y: Vec<f32> = Vec::with_capacity(rows * self.out);
@@ -162,7 +222,7 @@ impl QuantizedLinear {
             self.block(
                 &x[r0 * self.inp..(r0 + y.len() / self.out) * self.inp],
                 y,
-                simd,
+                kernel,
             )
         };
         let spare = &mut y.spare_capacity_mut()[..rows * self.out];
@@ -180,7 +240,7 @@ impl QuantizedLinear {
     }
 
     /// One block of rows: quantize and pack them, then run every (row tile, column panel).
-    fn block(&self, x: &[f32], y: &mut [MaybeUninit<f32>], simd: bool) {
+    fn block(&self, x: &[f32], y: &mut [MaybeUninit<f32>], kernel: Kernel) {
         let tiles = (x.len() / self.inp).div_ceil(MR);
         let kp = self.kp;
         // Packed x: per tile, for every 4 consecutive k, MR rows x 4 bytes. A buffer per
@@ -193,11 +253,12 @@ impl QuantizedLinear {
             if xq.len() < tiles * MR * kp {
                 xq.resize(tiles * MR * kp, 0);
             }
-            self.block_packed(x, y, &mut xq[..tiles * MR * kp], simd)
+            self.block_packed(x, y, &mut xq[..tiles * MR * kp], kernel)
         })
     }
 
-    fn block_packed(&self, x: &[f32], y: &mut [MaybeUninit<f32>], xq: &mut [u8], simd: bool) {
+    fn block_packed(&self, x: &[f32], y: &mut [MaybeUninit<f32>], xq: &mut [u8], kernel: Kernel) {
+        let simd = kernel.simd();
         let (inp, kp, out) = (self.inp, self.kp, self.out);
         let rows = x.len() / inp;
         let tiles = rows.div_ceil(MR);
@@ -230,7 +291,7 @@ impl QuantizedLinear {
                     zt: &zt,
                     bias: &bias,
                 };
-                tile_product(a, w, kp / 4, &scales, &mut tile, simd);
+                tile_product(a, w, kp / 4, &scales, &mut tile, kernel);
                 for i in 0..n_rows {
                     let d = (r0 + i) * out + c0;
                     y[d..d + cols].write_copy_of_slice(&tile[i * NR..i * NR + cols]);
@@ -238,11 +299,6 @@ impl QuantizedLinear {
             }
         }
     }
-}
-
-/// Whether this CPU runs the AVX2 kernels.
-fn simd() -> bool {
-    super::avx2_fma()
 }
 
 /// A row's scale and zero point. A row holding NaN or infinity gets a NaN scale, so its
@@ -315,15 +371,17 @@ fn tile_product(
     quads: usize,
     s: &TileScales,
     tile: &mut [f32; MR * NR],
-    simd: bool,
+    kernel: Kernel,
 ) {
     assert!(a.len() >= quads * 4 * MR && w.len() >= quads * 4 * NR);
     #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: AVX2 and FMA were detected; the slices' lengths were checked above.
-        return unsafe { avx2::tile_product(a, w, quads, s, tile) };
+    match kernel {
+        // SAFETY: `Kernel::best` chose these only where the CPU has them; the slices' lengths
+        // were checked above.
+        Kernel::Avx2 => return unsafe { avx2::tile_product(a, w, quads, s, tile) },
+        Kernel::Vnni => return unsafe { avx2::tile_product_vnni(a, w, quads, s, tile) },
+        Kernel::Portable => {}
     }
-    let _ = simd;
     let mut acc = [[0i32; NR]; MR];
     for q in 0..quads {
         for (i, row) in acc.iter_mut().enumerate() {
@@ -429,6 +487,38 @@ mod avx2 {
             pa = pa.add(4 * MR);
             pw = pw.add(4 * NR);
         }
+        dequantize_tile(&acc, s, tile)
+    }
+
+    /// The same tile with AVX512-VNNI: per accumulator one `vpdpbusd` (u8 x i8, four products
+    /// summed straight into i32, no i16 step to saturate).
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+    pub unsafe fn tile_product_vnni(
+        a: &[u8],
+        w: &[i8],
+        quads: usize,
+        s: &TileScales,
+        tile: &mut [f32; MR * NR],
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        let (mut pa, mut pw) = (a.as_ptr(), w.as_ptr());
+        for _ in 0..quads {
+            let w0 = _mm256_loadu_si256(pw as *const __m256i);
+            let w1 = _mm256_loadu_si256(pw.add(32) as *const __m256i);
+            for (i, c) in acc.iter_mut().enumerate() {
+                let x = _mm256_set1_epi32((pa.add(4 * i) as *const i32).read_unaligned());
+                c[0] = _mm256_dpbusd_epi32(c[0], x, w0);
+                c[1] = _mm256_dpbusd_epi32(c[1], x, w1);
+            }
+            pa = pa.add(4 * MR);
+            pw = pw.add(4 * NR);
+        }
+        dequantize_tile(&acc, s, tile)
+    }
+
+    /// s_x * (acc * s_w - z * zero_term) + b for each i32 sum, into `tile`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dequantize_tile(acc: &[[__m256i; 2]; MR], s: &TileScales, tile: &mut [f32; MR * NR]) {
         let load = |v: &[f32; NR], h: usize| _mm256_loadu_ps(v.as_ptr().add(8 * h));
         for (i, c) in acc.iter().enumerate() {
             let (sx, zx) = (_mm256_set1_ps(s.sx[i]), _mm256_set1_ps(s.zx[i]));
@@ -457,33 +547,58 @@ mod tests {
             .collect()
     }
 
-    fn layer(out: usize, inp: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Arc<QuantizedLinear>) {
+    fn layer(
+        out: usize,
+        inp: usize,
+        seed: u64,
+        kernel: Kernel,
+    ) -> (Vec<f32>, Vec<f32>, Arc<QuantizedLinear>) {
         let w = values(out * inp, seed, 0.1);
         let b = values(out, seed + 1, 0.5);
-        let q = QuantizedLinear::new(
+        let q = QuantizedLinear::for_kernel(
             &Tensor::from_vec(w.clone(), (out, inp), &Device::Cpu).unwrap(),
             Some(&Tensor::from_vec(b.clone(), out, &Device::Cpu).unwrap()),
+            kernel,
         )
         .unwrap();
         (w, b, q)
+    }
+
+    /// The kernels this CPU runs, the portable one first; the others are named as skipped.
+    fn kernels() -> Vec<Kernel> {
+        let f = crate::nn::kernels::isa::features();
+        let mut k = vec![Kernel::Portable];
+        for (kernel, has, what) in [
+            (Kernel::Avx2, f.avx2_fma, "AVX2 + FMA"),
+            (Kernel::Vnni, f.avx512_vnni, "AVX512-VNNI"),
+        ] {
+            if has {
+                k.push(kernel);
+            } else {
+                eprintln!("skipped the {kernel:?} kernel: this CPU (or LMKIT_ISA) has no {what}");
+            }
+        }
+        k
     }
 
     const SHAPES: [(usize, usize, usize); 4] =
         [(1, 1, 1), (37, 45, 29), (100, 384, 64), (13, 7, 16)];
 
     #[test]
-    fn avx2_and_portable_paths_agree_bit_for_bit() {
-        if !simd() {
-            eprintln!("no AVX2 + FMA on this CPU: only the portable path runs");
-            return;
-        }
-        for (i, &(rows, inp, out)) in SHAPES.iter().enumerate() {
-            let (_, _, q) = layer(out, inp, 10 + i as u64);
-            let x = values(rows * inp, 20 + i as u64, 2.0);
-            let (a, b) = (q.run(&x, true), q.run(&x, false));
-            assert_eq!(a.len(), rows * out);
-            for (j, (u, v)) in a.iter().zip(&b).enumerate() {
-                assert_eq!(u.to_bits(), v.to_bits(), "{rows}x{inp}x{out}, output {j}");
+    fn simd_and_portable_paths_agree_bit_for_bit() {
+        for kernel in kernels().into_iter().skip(1) {
+            for (i, &(rows, inp, out)) in SHAPES.iter().enumerate() {
+                let (_, _, q) = layer(out, inp, 10 + i as u64, kernel);
+                let x = values(rows * inp, 20 + i as u64, 2.0);
+                let (a, b) = (q.run(&x, kernel), q.run(&x, Kernel::Portable));
+                assert_eq!(a.len(), rows * out);
+                for (j, (u, v)) in a.iter().zip(&b).enumerate() {
+                    assert_eq!(
+                        u.to_bits(),
+                        v.to_bits(),
+                        "{kernel:?} {rows}x{inp}x{out}, output {j}"
+                    );
+                }
             }
         }
     }
@@ -498,11 +613,11 @@ mod tests {
 
     #[test]
     fn error_stays_within_the_quantization_bound() {
-        for (i, &(rows, inp, out)) in SHAPES.iter().enumerate() {
-            let (w, b, q) = layer(out, inp, 30 + i as u64);
-            let x = values(rows * inp, 40 + i as u64, 3.0);
-            for simd in [false, simd()] {
-                let y = q.run(&x, simd);
+        for kernel in kernels() {
+            for (i, &(rows, inp, out)) in SHAPES.iter().enumerate() {
+                let (w, b, q) = layer(out, inp, 30 + i as u64, kernel);
+                let x = values(rows * inp, 40 + i as u64, 3.0);
+                let y = q.run(&x, kernel);
                 for r in 0..rows {
                     let xr = &x[r * inp..(r + 1) * inp];
                     let (lo, hi) = xr
@@ -511,7 +626,8 @@ mod tests {
                     let (range, sx) = ((hi - lo) as f64, (hi - lo) as f64 / 255.0);
                     for n in 0..out {
                         let wr = &w[n * inp..(n + 1) * inp];
-                        let sw = wr.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 63.0;
+                        let sw = wr.iter().fold(0f32, |m, v| m.max(v.abs())) as f64
+                            / kernel.w_max() as f64;
                         let (mut exact, mut bound) = (b[n] as f64, 0.0);
                         for (&xv, &wv) in xr.iter().zip(wr) {
                             let (xv, wv) = (xv as f64, wv as f64);
@@ -522,7 +638,7 @@ mod tests {
                         let got = y[r * out + n] as f64;
                         assert!(
                             (got - exact).abs() <= bound + U8 * b[n].abs() as f64,
-                            "{rows}x{inp}x{out} row {r} col {n}: {got} vs {exact}, bound {bound}"
+                            "{kernel:?} {rows}x{inp}x{out} row {r} col {n}: {got} vs {exact}, bound {bound}"
                         );
                     }
                 }
@@ -532,12 +648,12 @@ mod tests {
 
     #[test]
     fn zero_rows_give_the_bias_and_nan_rows_give_nan() {
-        let (_, b, q) = layer(20, 9, 7);
         let mut x = vec![0f32; 3 * 9];
         x[9 + 4] = f32::NAN;
         x[18 + 2] = f32::INFINITY;
-        for simd in [false, simd()] {
-            let y = q.run(&x, simd);
+        for kernel in kernels() {
+            let (_, b, q) = layer(20, 9, 7, kernel);
+            let y = q.run(&x, kernel);
             assert_eq!(&y[..20], &b[..], "a zero row is the bias exactly");
             assert!(
                 y[20..].iter().all(|v| v.is_nan()),
@@ -549,7 +665,7 @@ mod tests {
 
     #[test]
     fn forward_keeps_leading_dimensions_and_checks_its_input() -> Result<()> {
-        let (_, _, q) = layer(8, 12, 3);
+        let (_, _, q) = layer(8, 12, 3, Kernel::best());
         let x = Tensor::from_vec(values(2 * 5 * 12, 9, 1.0), (2, 5, 12), &Device::Cpu)?;
         assert_eq!(q.forward(&x)?.dims(), &[2, 5, 8]);
         let err = q.forward(&x.narrow(2, 0, 11)?).unwrap_err().to_string();

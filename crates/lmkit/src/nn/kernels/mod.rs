@@ -135,6 +135,7 @@ macro_rules! custom_op {
 
 mod fast;
 pub mod int8;
+pub mod isa;
 pub mod matmul;
 pub mod ops;
 mod sgemm;
@@ -160,16 +161,10 @@ impl<T> SendPtr<T> {
     }
 }
 
-/// Whether this CPU runs the hand-written AVX2 + FMA kernels (`sgemm`, `int8`).
+/// Whether the hand-written AVX2 + FMA kernels run (`sgemm`, `int8`, `fast`): the CPU has them
+/// and `LMKIT_ISA` allows them.
 pub(crate) fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    isa::features().avx2_fma
 }
 
 /// The contiguous data of a kernel input, checked.

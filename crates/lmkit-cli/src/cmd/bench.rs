@@ -9,19 +9,26 @@ use anyhow::Result;
 
 use workloads::Source;
 
+/// The encoder and the batch shape of `train` and `infer`.
+#[derive(clap::Args)]
+pub struct EncoderArgs {
+    #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+    model: String,
+    /// Random weights of this shape instead of --model: minilm or distilbert.
+    #[arg(long)]
+    shape: Option<String>,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 48)]
+    seq: usize,
+}
+
 #[derive(clap::Subcommand)]
 pub enum Task {
     /// One training step (forward, loss, backward, AdamW) with a new 6-way head.
     Train {
-        #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
-        model: String,
-        /// Random weights of this shape instead of --model: minilm or distilbert.
-        #[arg(long)]
-        shape: Option<String>,
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        #[arg(long, default_value_t = 48)]
-        seq: usize,
+        #[command(flatten)]
+        encoder: EncoderArgs,
         #[arg(long, default_value_t = 0.1)]
         dropout: f64,
         #[arg(long, default_value_t = 5)]
@@ -44,15 +51,8 @@ pub enum Task {
     },
     /// Encoder inference + mean pooling (embeddings) on random ids, no padding.
     Infer {
-        #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
-        model: String,
-        /// Random weights of this shape instead of --model: minilm or distilbert.
-        #[arg(long)]
-        shape: Option<String>,
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        #[arg(long, default_value_t = 48)]
-        seq: usize,
+        #[command(flatten)]
+        encoder: EncoderArgs,
         #[arg(long, default_value_t = 10)]
         iters: usize,
         /// int8 encoder projections (weights per channel, activations per token; nn::kernels::int8).
@@ -126,18 +126,15 @@ pub enum Task {
 pub fn run(task: Task) -> Result<()> {
     match task {
         Task::Train {
-            model,
-            shape,
-            batch,
-            seq,
+            encoder: e,
             dropout,
             iters,
             autograd,
             json,
         } => {
-            let src = Source::new(model, shape);
+            let src = Source::new(e.model, e.shape);
             emit(
-                &workloads::train(&src, batch, seq, dropout, iters, autograd)?,
+                &workloads::train(&src, e.batch, e.seq, dropout, iters, autograd)?,
                 json,
             )
         }
@@ -177,16 +174,13 @@ pub fn run(task: Task) -> Result<()> {
         } => emit(&workloads::seq2seq(&model, beams, new, iters)?, json),
         Task::Tokenize { model, iters, json } => emit(&workloads::tokenize(&model, iters)?, json),
         Task::Infer {
-            model,
-            shape,
-            batch,
-            seq,
+            encoder: e,
             iters,
             int8,
             json,
         } => {
-            let src = Source::new(model, shape);
-            emit(&workloads::infer(&src, batch, seq, iters, int8)?, json)
+            let src = Source::new(e.model, e.shape);
+            emit(&workloads::infer(&src, e.batch, e.seq, iters, int8)?, json)
         }
     }
 }

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::models::LoadOptions;
+use crate::models::{AutoModelForSequenceClassification, LoadOptions};
+use crate::tokenize::AutoTokenizer;
 
 pub use feature_extraction::FeatureExtractionPipeline;
 pub use text_classification::{LabelScore, TextClassificationPipeline};
@@ -199,12 +200,25 @@ pub fn model_dir(id: &str) -> Result<PathBuf> {
     crate::hub::resolve(id)
 }
 
-fn not_a_classifier(id: &str, e: anyhow::Error) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{id} cannot be loaded as a sequence-classification model: {e:#}. This task needs a \
-         fine-tuned classifier (config.json with id2label and classifier weights), e.g. a \
-         `lmkit finetune` run or lmkit/sentiment-sst2."
-    )
+/// A fine-tuned classifier (a store id, a model folder or a `lmkit finetune` run) with its
+/// tokenizer and the longest input both take, or an error that says what the task needs.
+fn load_classifier(
+    id: &str,
+    opts: &LoadOptions,
+) -> Result<(AutoModelForSequenceClassification, AutoTokenizer, usize)> {
+    let dir = model_dir(id)?;
+    let model = AutoModelForSequenceClassification::load(&dir, None, opts).map_err(|e| {
+        anyhow::anyhow!(
+            "{id} cannot be loaded as a sequence-classification model: {e:#}. This task needs a \
+             fine-tuned classifier (config.json with id2label and classifier weights), e.g. a \
+             `lmkit finetune` run or lmkit/sentiment-sst2."
+        )
+    })?;
+    let tokenizer = AutoTokenizer::from_folder(&dir)?;
+    let max_length = tokenizer
+        .model_max_length
+        .min(model.config.arch.max_positions());
+    Ok((model, tokenizer, max_length))
 }
 
 /// Refuses an empty batch and empty texts, naming the offending input.

@@ -48,9 +48,7 @@ pub struct TextClassificationPipeline {
 impl TextClassificationPipeline {
     /// Loads a fine-tuned classifier (a store id, a model folder or a `lmkit finetune` run).
     pub fn new(id: &str, opts: &LoadOptions) -> Result<Self> {
-        let dir = super::model_dir(id)?;
-        let model = AutoModelForSequenceClassification::load(&dir, None, opts)
-            .map_err(|e| super::not_a_classifier(id, e))?;
+        let (model, tokenizer, max_length) = super::load_classifier(id, opts)?;
         let missing = model.newly_initialised();
         if !missing.is_empty() {
             bail!(
@@ -60,11 +58,7 @@ impl TextClassificationPipeline {
                 missing.join(", ")
             )
         }
-        let tokenizer = AutoTokenizer::from_folder(&dir)?;
         let score_fn = ScoreFn::for_model(&model);
-        let max_length = tokenizer
-            .model_max_length
-            .min(model.config.arch.max_positions());
         Ok(Self {
             model,
             tokenizer,

@@ -120,9 +120,7 @@ pub struct NliModel {
 
 impl NliModel {
     pub fn new(id: &str, opts: &LoadOptions) -> Result<Self> {
-        let dir = super::model_dir(id)?;
-        let model = AutoModelForSequenceClassification::load(&dir, None, opts)
-            .map_err(|e| super::not_a_classifier(id, e))?;
+        let (model, tokenizer, max_length) = super::load_classifier(id, opts)?;
         // As transformers: the first label whose name starts with "entail" (any case); the
         // contradiction logit is label 0, or the last label when entailment is 0.
         let entailment_id = model
@@ -141,10 +139,6 @@ impl NliModel {
             bail!("{id}: an NLI model needs at least 2 labels, it has {n}")
         }
         let contradiction_id = if entailment_id == 0 { n - 1 } else { 0 };
-        let tokenizer = AutoTokenizer::from_folder(&dir)?;
-        let max_length = tokenizer
-            .model_max_length
-            .min(model.config.arch.max_positions());
         Ok(Self {
             model,
             tokenizer,

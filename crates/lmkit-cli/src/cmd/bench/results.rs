@@ -18,23 +18,46 @@ pub fn precision(int8: bool) -> &'static str {
     }
 }
 
-/// `lmkit bench infer`: encoder forward + mean pooling.
+/// What every result carries: which implementation ran, what, on which kernel paths and how
+/// many threads, and the peak memory of the process.
 #[derive(Debug, Serialize)]
-pub struct InferResult {
+pub struct Run {
     #[serde(rename = "impl")]
     pub implementation: &'static str,
     pub task: &'static str,
+    /// The kernel paths `nn::kernels::isa` chose (`LMKIT_ISA` caps them).
+    pub isa: String,
+    pub threads: usize,
+    pub peak_rss_mib: f64,
+}
+
+impl Run {
+    /// Taken when the work is done, so the peak memory includes it.
+    pub fn new(task: &'static str) -> Self {
+        Self {
+            implementation: IMPL,
+            task,
+            isa: lmkit::nn::kernels::isa::features().name(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            peak_rss_mib: super::workloads::peak_rss_mib(),
+        }
+    }
+}
+
+/// `lmkit bench infer`: encoder forward + mean pooling.
+#[derive(Debug, Serialize)]
+pub struct InferResult {
+    #[serde(flatten)]
+    pub run: Run,
     pub model: String,
     pub batch: usize,
     pub seq: usize,
     pub precision: &'static str,
-    pub threads: usize,
     pub median_s: f64,
     pub samples_per_s: f64,
     pub gflop: f64,
     pub gflop_per_s: f64,
     pub times_s: Vec<f64>,
-    pub peak_rss_mib: f64,
 }
 
 impl fmt::Display for InferResult {
@@ -49,7 +72,7 @@ impl fmt::Display for InferResult {
             self.samples_per_s,
             self.median_s,
             self.gflop_per_s,
-            self.peak_rss_mib
+            self.run.peak_rss_mib
         )
     }
 }
@@ -57,18 +80,15 @@ impl fmt::Display for InferResult {
 /// `lmkit bench gemm`: one fp32 matmul, M x K times K x N.
 #[derive(Debug, Serialize)]
 pub struct GemmResult {
-    #[serde(rename = "impl")]
-    pub implementation: &'static str,
-    pub task: &'static str,
+    #[serde(flatten)]
+    pub run: Run,
     pub m: usize,
     pub n: usize,
     pub k: usize,
     pub transpose_b: bool,
-    pub threads: usize,
     pub median_s: f64,
     pub gflop_per_s: f64,
     pub times_s: Vec<f64>,
-    pub peak_rss_mib: f64,
 }
 
 impl fmt::Display for GemmResult {
@@ -85,14 +105,12 @@ impl fmt::Display for GemmResult {
 /// `lmkit bench tokenize`: batched map over the emotion train split.
 #[derive(Debug, Serialize)]
 pub struct TokenizeResult {
-    #[serde(rename = "impl")]
-    pub implementation: &'static str,
-    pub task: &'static str,
+    #[serde(flatten)]
+    pub run: Run,
     pub rows: usize,
     pub median_s: f64,
     pub rows_per_s: f64,
     pub times_s: Vec<f64>,
-    pub peak_rss_mib: f64,
 }
 
 impl fmt::Display for TokenizeResult {
@@ -108,9 +126,8 @@ impl fmt::Display for TokenizeResult {
 /// `lmkit bench train`: one optimizer step.
 #[derive(Debug, Serialize)]
 pub struct TrainResult {
-    #[serde(rename = "impl")]
-    pub implementation: &'static str,
-    pub task: &'static str,
+    #[serde(flatten)]
+    pub run: Run,
     pub model: String,
     pub batch: usize,
     pub seq: usize,
@@ -122,7 +139,6 @@ pub struct TrainResult {
     pub gflop: f64,
     pub gflop_per_s: f64,
     pub times_s: Vec<f64>,
-    pub peak_rss_mib: f64,
 }
 
 impl fmt::Display for TrainResult {
@@ -137,7 +153,7 @@ impl fmt::Display for TrainResult {
             self.samples_per_s,
             self.median_s,
             self.gflop_per_s,
-            self.peak_rss_mib
+            self.run.peak_rss_mib
         )
     }
 }
@@ -147,16 +163,14 @@ impl fmt::Display for TrainResult {
 pub struct PipelineResult {
     #[serde(skip)]
     pub model: String,
-    #[serde(rename = "impl")]
-    pub implementation: &'static str,
-    pub task: &'static str,
+    #[serde(flatten)]
+    pub run: Run,
     pub sentences: usize,
     pub batch: usize,
     pub precision: &'static str,
     pub median_s: f64,
     pub samples_per_s: f64,
     pub times_s: Vec<f64>,
-    pub peak_rss_mib: f64,
 }
 
 impl fmt::Display for PipelineResult {
@@ -176,14 +190,12 @@ pub struct GenerateResult {
     pub model: String,
     #[serde(skip)]
     pub iters: usize,
-    #[serde(rename = "impl")]
-    pub implementation: &'static str,
-    pub task: &'static str,
+    #[serde(flatten)]
+    pub run: Run,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
     pub prompt_tok_per_s: f64,
     pub tok_per_s: f64,
-    pub peak_rss_mib: f64,
 }
 
 impl fmt::Display for GenerateResult {
@@ -206,14 +218,12 @@ impl fmt::Display for GenerateResult {
 pub struct Seq2seqResult {
     #[serde(skip)]
     pub model: String,
-    #[serde(rename = "impl")]
-    pub implementation: &'static str,
-    pub task: &'static str,
+    #[serde(flatten)]
+    pub run: Run,
     pub beams: usize,
     pub new_tokens: usize,
     pub median_s: f64,
     pub tok_per_s: f64,
-    pub peak_rss_mib: f64,
 }
 
 impl fmt::Display for Seq2seqResult {

@@ -9,8 +9,8 @@ use candle_core::{Device, Tensor};
 use lmkit::models::{ArchConfig, Config, ModelInput};
 
 use super::results::{
-    precision, GemmResult, GenerateResult, InferResult, PipelineResult, Seq2seqResult,
-    TokenizeResult, TrainResult, IMPL,
+    precision, GemmResult, GenerateResult, InferResult, PipelineResult, Run, Seq2seqResult,
+    TokenizeResult, TrainResult,
 };
 
 /// Peak resident memory of this process (VmHWM), in MiB.
@@ -180,19 +180,16 @@ pub fn infer(
     let median = times[times.len() / 2];
     let gflop = encoder_flops(&cfg.arch, batch, seq) / 1e9;
     Ok(InferResult {
-        implementation: IMPL,
-        task: "infer",
+        run: Run::new("infer"),
         model: src.name(),
         batch,
         seq,
         precision: precision(int8),
-        threads: rayon_threads(),
         median_s: median,
         samples_per_s: batch as f64 / median,
         gflop,
         gflop_per_s: gflop / median,
         times_s: times,
-        peak_rss_mib: peak_rss_mib(),
     })
 }
 
@@ -224,22 +221,15 @@ pub fn gemm(
     let median = times[times.len() / 2];
     let gflop = 2.0 * (m * n * k) as f64 / 1e9;
     Ok(GemmResult {
-        implementation: IMPL,
-        task: "gemm",
+        run: Run::new("gemm"),
         m,
         n,
         k,
         transpose_b,
-        threads: rayon_threads(),
         median_s: median,
         gflop_per_s: gflop / median,
         times_s: times,
-        peak_rss_mib: peak_rss_mib(),
     })
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Tokenizing the emotion train split with batched map (batch_size 1000, padding to each
@@ -278,13 +268,11 @@ pub fn tokenize(model: &str, iters: usize) -> Result<TokenizeResult> {
     })?;
     let median = times[times.len() / 2];
     Ok(TokenizeResult {
-        implementation: IMPL,
-        task: "tokenize",
+        run: Run::new("tokenize"),
         rows: texts.len(),
         median_s: median,
         rows_per_s: texts.len() as f64 / median,
         times_s: times,
-        peak_rss_mib: peak_rss_mib(),
     })
 }
 
@@ -324,8 +312,7 @@ pub fn train(
     })?;
     let median = times[times.len() / 2];
     Ok(TrainResult {
-        implementation: IMPL,
-        task: "train",
+        run: Run::new("train"),
         model: src.name(),
         batch,
         seq,
@@ -336,7 +323,6 @@ pub fn train(
         gflop: flops / 1e9,
         gflop_per_s: flops / 1e9 / median,
         times_s: times,
-        peak_rss_mib: peak_rss_mib(),
     })
 }
 
@@ -369,15 +355,13 @@ pub fn pipeline(
     let median = times[times.len() / 2];
     Ok(PipelineResult {
         model: model.to_string(),
-        implementation: IMPL,
-        task: "pipeline",
+        run: Run::new("pipeline"),
         sentences: texts.len(),
         batch,
         precision: precision(int8),
         median_s: median,
         samples_per_s: texts.len() as f64 / median,
         times_s: times,
-        peak_rss_mib: peak_rss_mib(),
     })
 }
 
@@ -423,13 +407,11 @@ pub fn generate(model: &str, new: usize, iters: usize) -> Result<GenerateResult>
     Ok(GenerateResult {
         model: model.to_string(),
         iters,
-        implementation: IMPL,
-        task: "generate",
+        run: Run::new("generate"),
         prompt_tokens: ids.len(),
         new_tokens: runs[0].new_tokens,
         prompt_tok_per_s: ptok,
         tok_per_s: tok,
-        peak_rss_mib: peak_rss_mib(),
     })
 }
 
@@ -463,12 +445,10 @@ pub fn seq2seq(dir: &str, beams: usize, new: usize, iters: usize) -> Result<Seq2
     let median = times[times.len() / 2];
     Ok(Seq2seqResult {
         model: dir.to_string(),
-        implementation: IMPL,
-        task: "seq2seq",
+        run: Run::new("seq2seq"),
         beams,
         new_tokens: n,
         median_s: median,
         tok_per_s: n as f64 / median,
-        peak_rss_mib: peak_rss_mib(),
     })
 }

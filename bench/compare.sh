@@ -28,7 +28,7 @@ model="${MODEL:-sentence-transformers/all-MiniLM-L6-v2}"
 batch="${BATCH:-64}"; seq="${SEQ:-48}"; iters="${ITERS:-10}"
 py=$(scripts/ref-venv.sh)
 cargo build --release -q -p lmkit-cli
-bin=target/release/lmkit
+bin="${CARGO_TARGET_DIR:-target}/release/lmkit"
 if [ "$task" = pipeline ]; then model="${CLASSIFIER:-lmkit/sentiment-sst2}"; fi
 if [ "$task" = generate ]; then model="${LLM:-HuggingFaceTB/SmolLM2-135M-Instruct}"; fi
 shape="${SHAPE:-minilm}"

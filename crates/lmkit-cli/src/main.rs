@@ -73,6 +73,10 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
+    if let Err(e) = lmkit::nn::kernels::isa::check_env() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

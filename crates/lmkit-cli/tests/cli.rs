@@ -514,3 +514,40 @@ fn predict_and_pipeline_score_every_kind_of_head_the_same() {
         assert!(err.contains("input 1 is empty"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn lmkit_isa_is_checked_before_any_work() {
+    let (ok, _, err) = run(
+        lmkit()
+            .env("LMKIT_ISA", "avx9")
+            .args(["tokenize", "Hello world!"]),
+        None,
+    );
+    assert!(
+        !ok && err.contains("LMKIT_ISA") && err.contains("portable"),
+        "{err}"
+    );
+    // A level every CPU has runs, on the portable kernels, with the same tokens.
+    let (ok, out, err) = run(
+        lmkit()
+            .env("LMKIT_ISA", "portable")
+            .args(["tokenize", "--json", "Hello world!"]),
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("[101,7592,2088,999,102]"), "{out}");
+}
+
+#[test]
+fn bench_json_names_the_kernel_path_it_ran() {
+    let (ok, out, err) = run(
+        lmkit()
+            .env("LMKIT_ISA", "portable")
+            .args(["bench", "gemm", "--n", "64", "--iters", "1", "--json"]),
+        None,
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["isa"], "portable", "{out}");
+    assert!(v["gflop_per_s"].as_f64().unwrap() > 0.0, "{out}");
+}

@@ -34,10 +34,7 @@ fn tokenize_json_has_the_documented_fields() {
         None,
     );
     assert!(ok, "{err}");
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["text"], "Hello world!");
     assert_eq!(
@@ -59,10 +56,7 @@ fn embed_reads_stdin_and_prints_unit_vectors() {
         Some("A man is playing a guitar.\nSomeone is playing an acoustic guitar.\n".as_bytes()),
     );
     assert!(ok, "{err}");
-    let v: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let v = json_lines(&out);
     assert_eq!(v.len(), 2);
     let e: Vec<Vec<f32>> = v
         .iter()
@@ -229,10 +223,7 @@ fn pipeline_text_classification_json_keeps_order_and_reads_stdin() {
         Some("She was so happy.\nI hate this so much!\n".as_bytes()),
     );
     assert!(ok, "{err}");
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["text"], "She was so happy.");
     assert_eq!(lines[1]["text"], "I hate this so much!");
@@ -330,10 +321,7 @@ fn seq2seq_checkpoints_translate_and_summarize_from_the_cli() {
         Some("the cat is in the hat\na dog and a bird\n".as_bytes()),
     );
     assert!(ok, "{err}");
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 2);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(
@@ -515,37 +503,28 @@ fn predict_and_pipeline_score_every_kind_of_head_the_same() {
     }
 }
 
+/// `lmkit ARGS` with `LMKIT_ISA` set: (success, stdout, stderr).
+fn run_with_isa(isa: &str, args: &[&str]) -> (bool, String, String) {
+    run(lmkit().env("LMKIT_ISA", isa).args(args), None)
+}
+
 #[test]
 fn lmkit_isa_is_checked_before_any_work() {
-    let (ok, _, err) = run(
-        lmkit()
-            .env("LMKIT_ISA", "avx9")
-            .args(["tokenize", "Hello world!"]),
-        None,
-    );
+    let (ok, _, err) = run_with_isa("avx9", &["tokenize", "Hello world!"]);
     assert!(
         !ok && err.contains("LMKIT_ISA") && err.contains("portable"),
         "{err}"
     );
     // A level every CPU has runs, on the portable kernels, with the same tokens.
-    let (ok, out, err) = run(
-        lmkit()
-            .env("LMKIT_ISA", "portable")
-            .args(["tokenize", "--json", "Hello world!"]),
-        None,
-    );
+    let (ok, out, err) = run_with_isa("portable", &["tokenize", "--json", "Hello world!"]);
     assert!(ok, "{err}");
     assert!(out.contains("[101,7592,2088,999,102]"), "{out}");
 }
 
 #[test]
 fn bench_json_names_the_kernel_path_it_ran() {
-    let (ok, out, err) = run(
-        lmkit()
-            .env("LMKIT_ISA", "portable")
-            .args(["bench", "gemm", "--n", "64", "--iters", "1", "--json"]),
-        None,
-    );
+    let args = ["bench", "gemm", "--n", "64", "--iters", "1", "--json"];
+    let (ok, out, err) = run_with_isa("portable", &args);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["isa"], "portable", "{out}");

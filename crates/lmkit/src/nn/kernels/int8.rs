@@ -409,6 +409,31 @@ mod avx2 {
     use super::{TileScales, MR, NR};
     use std::arch::x86_64::*;
 
+    /// The k loop both integer tiles share: 12 i32 accumulators (6 rows x 2 vectors of 8
+    /// columns); per 4 k, two weight loads and six 4-byte broadcasts of x, and each
+    /// accumulator advanced by `step(acc, x, w)`. A macro, so each kernel's instructions are
+    /// compiled inside its own `target_feature` function.
+    macro_rules! k_loop {
+        ($a:expr, $w:expr, $quads:expr, |$c:ident, $x:ident, $wv:ident| $step:expr) => {{
+            let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+            let (mut pa, mut pw) = ($a.as_ptr(), $w.as_ptr());
+            for _ in 0..$quads {
+                let w0 = _mm256_loadu_si256(pw as *const __m256i);
+                let w1 = _mm256_loadu_si256(pw.add(32) as *const __m256i);
+                for (i, c) in acc.iter_mut().enumerate() {
+                    let $x = _mm256_set1_epi32((pa.add(4 * i) as *const i32).read_unaligned());
+                    for (cv, $wv) in c.iter_mut().zip([w0, w1]) {
+                        let $c = *cv;
+                        *cv = $step;
+                    }
+                }
+                pa = pa.add(4 * MR);
+                pw = pw.add(4 * NR);
+            }
+            acc
+        }};
+    }
+
     /// (min, max) of the row, (NaN, NaN) if it holds a NaN.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn min_max(row: &[f32]) -> (f32, f32) {
@@ -474,19 +499,10 @@ mod avx2 {
         tile: &mut [f32; MR * NR],
     ) {
         let one = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
-        let (mut pa, mut pw) = (a.as_ptr(), w.as_ptr());
-        for _ in 0..quads {
-            let w0 = _mm256_loadu_si256(pw as *const __m256i);
-            let w1 = _mm256_loadu_si256(pw.add(32) as *const __m256i);
-            for (i, c) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_epi32((pa.add(4 * i) as *const i32).read_unaligned());
-                c[0] = _mm256_add_epi32(c[0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w0), one));
-                c[1] = _mm256_add_epi32(c[1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), one));
-            }
-            pa = pa.add(4 * MR);
-            pw = pw.add(4 * NR);
-        }
+        let acc = k_loop!(a, w, quads, |c, x, wv| _mm256_add_epi32(
+            c,
+            _mm256_madd_epi16(_mm256_maddubs_epi16(x, wv), one)
+        ));
         dequantize_tile(&acc, s, tile)
     }
 
@@ -500,19 +516,7 @@ mod avx2 {
         s: &TileScales,
         tile: &mut [f32; MR * NR],
     ) {
-        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
-        let (mut pa, mut pw) = (a.as_ptr(), w.as_ptr());
-        for _ in 0..quads {
-            let w0 = _mm256_loadu_si256(pw as *const __m256i);
-            let w1 = _mm256_loadu_si256(pw.add(32) as *const __m256i);
-            for (i, c) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_epi32((pa.add(4 * i) as *const i32).read_unaligned());
-                c[0] = _mm256_dpbusd_epi32(c[0], x, w0);
-                c[1] = _mm256_dpbusd_epi32(c[1], x, w1);
-            }
-            pa = pa.add(4 * MR);
-            pw = pw.add(4 * NR);
-        }
+        let acc = k_loop!(a, w, quads, |c, x, wv| _mm256_dpbusd_epi32(c, x, wv));
         dequantize_tile(&acc, s, tile)
     }
 

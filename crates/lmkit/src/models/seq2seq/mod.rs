@@ -1,5 +1,5 @@
-//! What the encoder-decoder architectures (models/bart.rs, models/t5.rs) share: the interface
-//! the search (search.rs) drives, the decoder's key/value cache with beam reordering, the
+//! What the encoder-decoder architectures (`bart`, `t5`) share: the interface
+//! the search (`generation::beam`) drives, the decoder's key/value cache with beam reordering, the
 //! attention arithmetic, and loading an HF folder by its `model_type`.
 
 pub mod bart;

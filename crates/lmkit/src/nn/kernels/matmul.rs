@@ -180,7 +180,7 @@ custom_op! {
 }
 
 /// The linear layer's backward: (dx, dW, db) from the gradient `dy` of its output. Shared by
-/// candle's autograd (`LinearOp::bwd`) and the written-out backward passes (`models::bert`).
+/// candle's autograd (`LinearOp::bwd`) and the written-out backward (`nn::encoder`).
 pub(crate) fn linear_backward(
     x: &Tensor,
     w: &Tensor,

@@ -61,7 +61,18 @@ fn tune_allocator() {
     }
 }
 
+/// A closed pipe downstream (`lmkit tokenize ... | head -1`) ends the process quietly, as it
+/// does `head`'s other writers: Rust ignores SIGPIPE, so every later `println!` would panic.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any other thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    default_sigpipe();
     tune_allocator();
     lmkit::models::llm::prefer_f32_weights();
     tracing_subscriber::fmt()

@@ -530,3 +530,73 @@ fn bench_json_names_the_kernel_path_it_ran() {
     assert_eq!(v["isa"], "portable", "{out}");
     assert!(v["gflop_per_s"].as_f64().unwrap() > 0.0, "{out}");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // The reader goes away after the first line; thousands of lines are still to be written.
+    let texts: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+    let mut child = lmkit()
+        .arg("tokenize")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(texts.as_bytes());
+    });
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
+
+#[test]
+fn numeric_flags_out_of_range_are_refused_before_any_work() {
+    for (args, says) in [
+        (&["finetune", "--batch-size", "0"][..], "--batch-size"),
+        (&["finetune", "--grad-accum", "0"], "--grad-accum"),
+        (&["finetune", "--epochs", "0"], "--epochs"),
+        (&["finetune", "--lr", "-1"], "--lr"),
+        (&["finetune", "--lr", "nan"], "--lr"),
+        (&["finetune", "--max-length", "0"], "--max-length"),
+        (&["finetune", "--train-limit", "0"], "--train-limit"),
+        (&["finetune", "--warmup-ratio", "1"], "--warmup-ratio"),
+        (&["finetune", "--holdout", "1.5"], "--holdout"),
+        (
+            &["finetune", "--early-stopping", "bogus"],
+            "--early-stopping",
+        ),
+        (&["finetune", "--schedule", "warp"], "--schedule"),
+        (
+            &["pipeline", "sentiment-analysis", "--top-k", "0", "hi"],
+            "--top-k",
+        ),
+        (
+            &["pipeline", "text-generation", "--top-p", "0", "hi"],
+            "--top-p",
+        ),
+        (
+            &["pipeline", "text-generation", "--temperature", "-1", "hi"],
+            "--temperature",
+        ),
+        (&["embed", "--batch-size", "0", "hi"], "--batch-size"),
+        (&["tokenize", "--max-length", "1", "hi"], "--max-length"),
+    ] {
+        let t = std::time::Instant::now();
+        let (ok, _, err) = run(lmkit().args(args), None);
+        assert!(!ok, "{args:?} was accepted");
+        assert!(err.contains(says), "{args:?}: {err}");
+        // Refused while parsing: no model loaded, no data read.
+        assert!(
+            t.elapsed().as_secs_f64() < 5.0,
+            "{args:?} took {:?}",
+            t.elapsed()
+        );
+    }
+}

@@ -47,8 +47,41 @@ pub trait Chart {
     }
 }
 
-/// Draws `chart` to `<stem>.png` and `<stem>.svg`; returns both paths.
+/// A chart with nothing finite to show (no points, or only NaN and infinities): [`save`] skips
+/// it with a note instead of handing plotters an infinite axis, on which it loops forever.
+#[derive(Debug)]
+pub struct NothingToDraw(pub String);
+
+impl std::fmt::Display for NothingToDraw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NothingToDraw {}
+
+/// `lo..hi` widened to a unit range when empty, or [`NothingToDraw`] when either end is not
+/// finite: every axis a chart builds goes through here.
+fn axis(lo: f64, hi: f64, what: &str) -> Result<std::ops::Range<f64>> {
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Err(NothingToDraw(format!("no finite {what} to plot")).into());
+    }
+    Ok(if hi > lo { lo..hi } else { lo..lo + 1.0 })
+}
+
+/// Draws `chart` to `<stem>.png` and `<stem>.svg`; returns both paths, or none (with a note on
+/// stderr) when the chart has nothing finite to show.
 pub fn save(chart: &impl Chart, stem: &Path) -> Result<Vec<PathBuf>> {
+    match save_both(chart, stem) {
+        Err(e) if e.downcast_ref::<NothingToDraw>().is_some() => {
+            eprintln!("note: skipped the chart {}: {e}", stem.display());
+            Ok(vec![])
+        }
+        r => r,
+    }
+}
+
+fn save_both(chart: &impl Chart, stem: &Path) -> Result<Vec<PathBuf>> {
     register_font();
     if let Some(dir) = stem.parent() {
         std::fs::create_dir_all(dir)?;
@@ -169,15 +202,16 @@ pub struct HistogramChart {
 
 /// Bin edges and counts as `numpy.histogram(values, bins)`: the last bin includes its right edge.
 pub fn histogram(values: &[f64], bins: usize) -> (Vec<f64>, Vec<usize>) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let mut max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let finite = || values.iter().copied().filter(|v| v.is_finite());
+    let min = finite().fold(f64::INFINITY, f64::min);
+    let mut max = finite().fold(f64::NEG_INFINITY, f64::max);
     if max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater) {
         max = min + 1.0;
     }
     let w = (max - min) / bins as f64;
     let edges: Vec<f64> = (0..=bins).map(|i| min + w * i as f64).collect();
     let mut counts = vec![0usize; bins];
-    for &v in values {
+    for v in finite() {
         let i = (((v - min) / w) as usize).min(bins - 1);
         counts[i] += 1;
     }
@@ -190,13 +224,14 @@ impl Chart for HistogramChart {
         DB::ErrorType: 'static,
     {
         let (edges, counts) = histogram(&self.values, self.bins.max(1));
-        let ymax = counts.iter().copied().max().unwrap_or(1) as f64 * 1.1;
+        let x = axis(edges[0], *edges.last().unwrap(), "values")?;
+        let ymax = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
         let mut c = ChartBuilder::on(root)
             .caption(&self.title, font(26))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(70)
-            .build_cartesian_2d(edges[0]..*edges.last().unwrap(), 0f64..ymax)
+            .build_cartesian_2d(x, 0f64..ymax)
             .map_err(err)?;
         c.configure_mesh()
             .light_line_style(RGBColor(230, 230, 230))
@@ -247,18 +282,15 @@ impl Chart for LineChart {
             f64::INFINITY,
             f64::NEG_INFINITY,
         );
-        for &(x, y) in pts {
+        for &(x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
             x0 = x0.min(x);
             x1 = x1.max(x);
             y0 = y0.min(y);
             y1 = y1.max(y);
         }
-        if x1.partial_cmp(&x0) != Some(std::cmp::Ordering::Greater) {
-            x1 = x0 + 1.0;
-        }
-        if y1.partial_cmp(&y0) != Some(std::cmp::Ordering::Greater) {
-            y1 = y0 + 1.0;
-        }
+        let xs = axis(x0, x1, "points")?;
+        let ys = axis(y0, y1, "points")?;
+        let (x0, x1, y0, y1) = (xs.start, xs.end, ys.start, ys.end);
         let pad = (y1 - y0) * 0.08;
         let y_lo = if y0 >= 0.0 && y0 - pad < 0.0 {
             0.0
@@ -284,7 +316,11 @@ impl Chart for LineChart {
             .map_err(err)?;
         for (i, (name, pts)) in self.series.iter().enumerate() {
             let color = PALETTE[i % 10];
-            c.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            let finite = pts
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite());
+            c.draw_series(LineSeries::new(finite, color.stroke_width(2)))
                 .map_err(err)?
                 .label(name.clone())
                 .legend(move |(x, y)| {
@@ -405,6 +441,57 @@ mod tests {
         let (e, c) = histogram(&[1.0, 2.0, 2.0, 3.0, 10.0], 3);
         assert_eq!(e, vec![1.0, 4.0, 7.0, 10.0]);
         assert_eq!(c, vec![4, 0, 1]);
+    }
+
+    /// Charts with nothing finite to show are skipped, not looped on (plotters spins forever on
+    /// an infinite or NaN axis); a chart with some finite points draws those.
+    #[test]
+    fn degenerate_inputs_are_skipped_or_drawn_never_hung() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |series: Vec<(String, Vec<(f64, f64)>)>| LineChart {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series,
+        };
+        let nan = f64::NAN;
+        let inf = f64::INFINITY;
+        for (i, chart) in [
+            line(vec![]),
+            line(vec![("a".into(), vec![])]),
+            line(vec![("a".into(), vec![(nan, 1.0), (1.0, inf)])]),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let files = save(chart, &dir.path().join(format!("line{i}"))).unwrap();
+            assert!(files.is_empty(), "line chart {i} has nothing to draw");
+        }
+        let files = save(
+            &line(vec![("a".into(), vec![(nan, 1.0), (1.0, 2.0), (1.0, 2.0)])]),
+            &dir.path().join("one_point"),
+        )
+        .unwrap();
+        assert_eq!(files.len(), 2, "one finite point is drawn");
+        let hist = |values: Vec<f64>| HistogramChart {
+            title: "h".into(),
+            x_label: "x".into(),
+            values,
+            bins: 30,
+        };
+        assert!(save(&hist(vec![]), &dir.path().join("h0"))
+            .unwrap()
+            .is_empty());
+        assert!(save(&hist(vec![nan, inf]), &dir.path().join("h1"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            save(&hist(vec![3.0]), &dir.path().join("h2"))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(histogram(&[nan, 1.0, 2.0, inf], 2).1, vec![1, 1]);
     }
 
     #[test]

@@ -388,3 +388,37 @@ fn kde_matches_scipy_gaussian_kde() {
     }
     assert!(GaussianKde::new(&[1.0]).is_err() && GaussianKde::new(&[2.0, 2.0]).is_err());
 }
+
+/// Exploration plots of data sets too small for a chart (one or two rows, one text per label,
+/// texts of equal length) finish: the degenerate charts are skipped, the others drawn. Run in a
+/// thread with a deadline, so a regression fails instead of hanging the test run.
+#[test]
+fn eda_plots_of_tiny_data_sets_finish() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for rows in [
+            "hello,pos\n",
+            "hello,pos\nawful,neg\n",
+            "a b,pos\nc d,pos\n",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("train.csv"), format!("text,label\n{rows}")).unwrap();
+            let d = load_dataset(dir.path().to_str().unwrap()).unwrap();
+            let files =
+                lmkit::data::eda::write_plots(&d["train"], "text", "label", &dir.path().join("p"))
+                    .unwrap();
+            // The class counts always draw; the KDE needs two different lengths in a label.
+            assert!(
+                files.iter().any(|f| f.ends_with("class_counts.png")),
+                "{files:?}"
+            );
+            assert!(
+                !files.iter().any(|f| f.ends_with("words_per_text_kde.png")),
+                "{files:?}"
+            );
+        }
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120))
+        .expect("eda plots of a tiny data set did not finish in 120 s");
+}

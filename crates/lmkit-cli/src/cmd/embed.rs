@@ -10,7 +10,7 @@ pub struct Args {
     /// One JSON object per input: {"text":..., "embedding":[...]}.
     #[arg(long)]
     json: bool,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_1)]
     batch_size: usize,
     /// A named prompt of the model (multilingual-e5: query, the default, or passage).
     #[arg(long)]

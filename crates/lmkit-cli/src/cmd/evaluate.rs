@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Truncate texts to this many tokens (default: the run's max_length, else 128).
-    #[arg(long)]
+    #[arg(long, value_parser = super::token_length)]
     max_length: Option<usize>,
     /// int8 encoder projections (the run's saved fp32 evaluation is left as it is).
     #[arg(long)]

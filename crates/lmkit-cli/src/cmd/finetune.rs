@@ -14,28 +14,28 @@ pub struct Args {
     /// Data set name (emotion, sst2), file or folder of splits.
     #[arg(long, default_value = "emotion")]
     dataset: String,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::at_least_1)]
     epochs: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::at_least_1)]
     batch_size: usize,
-    #[arg(long, default_value_t = 5e-5)]
+    #[arg(long, default_value_t = 5e-5, value_parser = super::positive, allow_negative_numbers = true)]
     lr: f64,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::non_negative, allow_negative_numbers = true)]
     weight_decay: f64,
     /// constant, linear or cosine (after warm-up).
-    #[arg(long, default_value = "constant")]
+    #[arg(long, default_value = "constant", value_parser = ["constant", "linear", "cosine"])]
     schedule: String,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::fraction, allow_negative_numbers = true)]
     warmup_ratio: f64,
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive, allow_negative_numbers = true)]
     max_grad_norm: Option<f64>,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::at_least_1)]
     grad_accum: usize,
     /// Truncate texts to this many tokens.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::token_length)]
     max_length: usize,
     /// Train on a seeded random subset of this many examples.
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_1)]
     train_limit: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -46,12 +46,12 @@ pub struct Args {
     #[arg(long)]
     resume: bool,
     /// Stop after this many optimizer steps (writes a checkpoint; finish with --resume).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_1)]
     max_steps: Option<usize>,
     /// Early stopping on val_loss, val_accuracy, val_f1_macro or val_f1_weighted.
-    #[arg(long)]
+    #[arg(long, value_parser = ["val_loss", "val_accuracy", "val_f1_macro", "val_f1_weighted"])]
     early_stopping: Option<String>,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::at_least_1)]
     patience: usize,
     /// Batch examples in random order without grouping by length.
     #[arg(long)]
@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, default_value = "test")]
     eval_split: String,
     /// Hold out this fraction of train (stratified, seeded) as the validation split.
-    #[arg(long)]
+    #[arg(long, value_parser = super::open_fraction, allow_negative_numbers = true)]
     holdout: Option<f64>,
     #[arg(long, default_value = "text")]
     text_column: String,

@@ -34,3 +34,69 @@ pub fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
     }
     Ok(out)
 }
+
+// Value parsers for numeric flags: clap refuses an out-of-range number before any work starts,
+// and its message names the flag and the value.
+
+fn number<T: std::str::FromStr>(s: &str) -> std::result::Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.trim().parse::<T>().map_err(|e| format!("{e}"))
+}
+
+/// A count of 1 or more.
+pub fn at_least_1(s: &str) -> std::result::Result<usize, String> {
+    match number::<usize>(s)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// A token length: at least 2, room for the [CLS] and [SEP] a BERT input always has.
+pub fn token_length(s: &str) -> std::result::Result<usize, String> {
+    match number::<usize>(s)? {
+        n if n < 2 => Err("must be at least 2 (the special tokens alone take 2)".into()),
+        n => Ok(n),
+    }
+}
+
+/// A finite number above 0.
+pub fn positive(s: &str) -> std::result::Result<f64, String> {
+    match number::<f64>(s)? {
+        v if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("must be a finite number above 0".into()),
+    }
+}
+
+/// A finite number of 0 or more.
+pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
+    match number::<f64>(s)? {
+        v if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("must be a finite number of 0 or more".into()),
+    }
+}
+
+/// A fraction in [0, 1).
+pub fn fraction(s: &str) -> std::result::Result<f64, String> {
+    match number::<f64>(s)? {
+        v if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err("must be at least 0 and below 1".into()),
+    }
+}
+
+/// A fraction in (0, 1).
+pub fn open_fraction(s: &str) -> std::result::Result<f64, String> {
+    match number::<f64>(s)? {
+        v if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err("must be above 0 and below 1".into()),
+    }
+}
+
+/// A probability mass in (0, 1].
+pub fn probability(s: &str) -> std::result::Result<f64, String> {
+    match number::<f64>(s)? {
+        v if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err("must be above 0 and at most 1".into()),
+    }
+}

@@ -20,15 +20,15 @@ pub struct Args {
     file: Option<std::path::PathBuf>,
     /// Classification: show this many labels per text, best first. Generation: sample from
     /// the k most likely tokens.
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_1)]
     top_k: Option<usize>,
     /// Generation: at most this many new tokens (default 64; a seq2seq checkpoint's own
     /// max_length when it has one).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_1)]
     max_new_tokens: Option<usize>,
     /// Seq2seq translation/summarization: beam search with this many beams (default: the
     /// checkpoint's generation settings).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_1)]
     num_beams: Option<usize>,
     /// Seq2seq beam search: score = log p / length^this (> 0 favours longer outputs).
     #[arg(long)]
@@ -40,10 +40,10 @@ pub struct Args {
     #[arg(long)]
     early_stopping: Option<lmkit::generation::beam::EarlyStopping>,
     /// Generation: sampling temperature; 0 = greedy (deterministic).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::non_negative, allow_negative_numbers = true)]
     temperature: f64,
     /// Generation: nucleus sampling, keep the most likely tokens up to this probability mass.
-    #[arg(long)]
+    #[arg(long, value_parser = super::probability, allow_negative_numbers = true)]
     top_p: Option<f64>,
     /// Generation: > 1 discourages repeating tokens already in the text.
     #[arg(long, default_value_t = 1.0)]
@@ -75,7 +75,7 @@ pub struct Args {
     /// Feature extraction: per-token vectors instead of one vector per text.
     #[arg(long)]
     token_level: bool,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_1)]
     batch_size: usize,
     /// Encoder pipelines (classification, zero-shot, feature extraction): int8 encoder
     /// projections, faster on the CPU with a small quantization error (README).

@@ -11,7 +11,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Truncate to this many tokens (default: the tokenizer's model_max_length).
-    #[arg(long)]
+    #[arg(long, value_parser = super::token_length)]
     max_length: Option<usize>,
     texts: Vec<String>,
 }

@@ -462,8 +462,14 @@ impl Dataset {
         }
         let fields = out.unwrap_or_default();
         if let Some(p) = &cache {
-            let bytes = serde_json::to_vec(&fields)?;
-            crate::util::write_atomic(p, &bytes)?;
+            // A cache is best-effort: a read-only store or a full disk costs the next run the
+            // tokenization again, not this run its result.
+            let write = serde_json::to_vec(&fields)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| crate::util::write_atomic(p, &bytes));
+            if let Err(e) = write {
+                tracing::warn!("could not write the map cache {}: {e:#}", p.display());
+            }
         }
         self.add_fields(fields)
     }

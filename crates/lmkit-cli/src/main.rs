@@ -39,6 +39,9 @@ enum Command {
     Evaluate(cmd::evaluate::Args),
     /// Classify texts with a fine-tuned model (arguments or stdin).
     Predict(cmd::predict::Args),
+    /// Serve models over HTTP: TEI- and OpenAI-compatible routes (embeddings, classification,
+    /// zero-shot, chat), batched, bounded, with Prometheus metrics.
+    Serve(Box<cmd::serve::Args>),
     /// Time lmkit alone on a fixed shape (bench/compare.sh runs it beside PyTorch).
     Bench {
         #[command(subcommand)]
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Finetune(a) => cmd::finetune::run(*a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Predict(a) => cmd::predict::run(a),
+        Command::Serve(a) => cmd::serve::run(*a),
         Command::Bench { task } => cmd::bench::run(task),
     }
 }

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod finetune;
 pub mod pipeline;
 pub mod predict;
+pub mod serve;
 pub mod tokenize;
 
 use std::io::{BufRead, IsTerminal};

@@ -281,6 +281,7 @@ fn run_generation(a: &Args, prompts: &[String]) -> Result<()> {
         repetition_penalty: a.repetition_penalty,
         seed: a.seed,
         stop: a.stop.clone(),
+        cancel: None,
     };
     eprintln!(
         "text-generation with {id} ({}, {})",

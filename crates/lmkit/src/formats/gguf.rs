@@ -301,19 +301,53 @@ pub fn chat_prompt(
     tok: &GgufTokenizer,
     user: &str,
 ) -> Result<String> {
+    chat_prompt_messages(
+        template,
+        path,
+        tok,
+        &[ChatMessage {
+            role: "user".into(),
+            content: user.into(),
+        }],
+    )
+}
+
+/// One turn of a conversation, as OpenAI's chat API and transformers' chat templates name it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    /// "system", "user" or "assistant".
+    pub role: String,
+    pub content: String,
+}
+
+/// A whole conversation rendered with the file's chat template, ending with the cue for the
+/// assistant's next turn (`add_generation_prompt`).
+pub fn chat_prompt_messages(
+    template: Option<&str>,
+    path: &Path,
+    tok: &GgufTokenizer,
+    messages: &[ChatMessage],
+) -> Result<String> {
     let name = |id: Option<u32>| {
         id.and_then(|i| tok.tokens.get(i as usize).cloned())
             .unwrap_or_default()
     };
+    if messages.is_empty() {
+        bail!("the conversation is empty: give at least one message")
+    }
     match template {
         Some(tpl) => {
             let mut env = minijinja::Environment::new();
             env.add_template("chat", tpl)
                 .map_err(|e| anyhow!("{}: chat template: {e}", path.display()))?;
             let t = env.get_template("chat")?;
+            let msgs: Vec<_> = messages
+                .iter()
+                .map(|m| minijinja::context! { role => m.role.clone(), content => m.content.clone() })
+                .collect();
             let out = t
                 .render(minijinja::context! {
-                    messages => vec![minijinja::context!{ role => "user", content => user }],
+                    messages => msgs,
                     add_generation_prompt => true,
                     bos_token => name(tok.bos),
                     eos_token => name(tok.eos),
@@ -321,8 +355,22 @@ pub fn chat_prompt(
                 .map_err(|e| anyhow!("{}: rendering the chat template: {e}", path.display()))?;
             Ok(out)
         }
-        None => Ok(format!(
-            "<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n"
-        )),
+        // Gemma's turn markers: its GGUF files may come without a template.
+        None => {
+            let mut out = String::new();
+            for m in messages {
+                let role = if m.role == "assistant" {
+                    "model"
+                } else {
+                    "user"
+                };
+                out.push_str(&format!(
+                    "<start_of_turn>{role}\n{}<end_of_turn>\n",
+                    m.content
+                ));
+            }
+            out.push_str("<start_of_turn>model\n");
+            Ok(out)
+        }
     }
 }

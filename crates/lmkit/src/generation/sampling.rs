@@ -22,6 +22,9 @@ pub struct GenerationConfig {
     pub seed: u64,
     /// Generation stops when the text ends with one of these (the stop string is cut off).
     pub stop: Vec<String>,
+    /// Set from another thread to stop after the current token (finish_reason "cancelled"):
+    /// a server sets it when the client goes away.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for GenerationConfig {
@@ -34,6 +37,7 @@ impl Default for GenerationConfig {
             repetition_penalty: 1.0,
             seed: 42,
             stop: vec![],
+            cancel: None,
         }
     }
 }
@@ -44,7 +48,7 @@ pub struct Generated {
     pub text: String,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
-    /// eos | stop_string | max_new_tokens
+    /// eos | stop_string | max_new_tokens | cancelled
     pub finish_reason: String,
     pub prompt_seconds: f64,
     pub generate_seconds: f64,
@@ -109,6 +113,14 @@ pub fn generate(
     let (mut emitted, mut finish) = (0usize, "max_new_tokens");
     let mut text = String::new();
     for _ in 0..cfg.max_new_tokens {
+        if cfg
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            finish = "cancelled";
+            break;
+        }
         if cfg.repetition_penalty != 1.0 {
             logits = candle_transformers::utils::apply_repeat_penalty(
                 &logits,

@@ -94,6 +94,15 @@ fn offline() -> bool {
         .any(|v| std::env::var(v).is_ok_and(|s| s == "1" || s.eq_ignore_ascii_case("true")))
 }
 
+/// Whether `id` is on this machine already (a folder, the store or the Hugging Face cache):
+/// [`resolve`] would find it without fetching or building anything.
+pub fn is_installed(id: &str) -> bool {
+    let p = Path::new(id);
+    (p.exists() && (is_model_folder(p) || p.is_file()))
+        || is_model_folder(&store_path(id))
+        || hf_cache_snapshot(canonical_id(id)).is_some()
+}
+
 /// Finds (and if need be fetches) the folder of model `id`. See the module docs for the order.
 pub fn resolve(id: &str) -> Result<PathBuf> {
     let mut tried: Vec<String> = vec![];

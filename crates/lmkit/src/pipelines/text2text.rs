@@ -91,7 +91,8 @@ pub struct Text2TextPipeline {
     pub model_type: String,
     pub dir: PathBuf,
     task_params: serde_json::Value,
-    max_input: usize,
+    /// The longest input in tokens; longer ones are cut.
+    pub max_input: usize,
 }
 
 /// Whether `model` (a store id or folder) is a seq2seq checkpoint lmkit can run.

@@ -73,8 +73,16 @@ impl TextClassificationPipeline {
     /// `lmkit pipeline text-classification` both read them from here, so the two cannot
     /// disagree on softmax versus sigmoid.
     pub fn scores<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<LabelScore>>> {
+        self.logits(texts)?
+            .into_iter()
+            .map(|row| self.labelled(&row, false))
+            .collect()
+    }
+
+    /// The classifier's logits for each text, in input order (batched by length).
+    pub fn logits<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         super::check_texts(texts)?;
-        let logits = super::in_length_order(texts, self.batch_size, |batch| {
+        super::in_length_order(texts, self.batch_size, |batch| {
             let enc = self.tokenizer.encode_batch(
                 batch,
                 EncodeOptions {
@@ -85,25 +93,29 @@ impl TextClassificationPipeline {
             )?;
             let out = self.model.forward(&enc.to_input(&Device::Cpu)?, false)?;
             Ok(out.to_vec2::<f32>()?)
-        })?;
-        logits
-            .into_iter()
-            .map(|row| {
-                let p = apply(self.score_fn, &row)?;
-                let mut v: Vec<LabelScore> = self
-                    .model
-                    .labels
-                    .iter()
-                    .zip(p)
-                    .map(|(l, s)| LabelScore {
-                        label: l.clone(),
-                        score: s,
-                    })
-                    .collect();
-                v.sort_by(|a, b| b.score.total_cmp(&a.score));
-                Ok(v)
+        })
+    }
+
+    /// One text's logits as labels with scores, best first (ties in label order); `raw`
+    /// keeps the logits themselves (TEI's `raw_scores`).
+    pub fn labelled(&self, logits: &[f32], raw: bool) -> Result<Vec<LabelScore>> {
+        let p = if raw {
+            logits.to_vec()
+        } else {
+            apply(self.score_fn, logits)?
+        };
+        let mut v: Vec<LabelScore> = self
+            .model
+            .labels
+            .iter()
+            .zip(p)
+            .map(|(l, s)| LabelScore {
+                label: l.clone(),
+                score: s,
             })
-            .collect()
+            .collect();
+        v.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(v)
     }
 
     /// The best label of each text (transformers' default `top_k=1`).

@@ -55,6 +55,22 @@ impl TextGenerationPipeline {
         self.model.tokenizer.encode(&text, true)
     }
 
+    /// The token ids of a whole conversation in the model's chat format, ready for the
+    /// assistant's turn.
+    pub fn chat_ids(&self, messages: &[crate::formats::gguf::ChatMessage]) -> Result<Vec<u32>> {
+        if let Some(i) = messages.iter().position(|m| m.content.trim().is_empty()) {
+            anyhow::bail!("message {} is empty: every message needs some text", i + 1)
+        }
+        let m = &self.model;
+        let text = crate::formats::gguf::chat_prompt_messages(
+            m.chat_template.as_deref(),
+            &m.path,
+            &m.tokenizer,
+            messages,
+        )?;
+        m.tokenizer.encode(&text, true)
+    }
+
     /// Generates for one prompt, streaming text pieces to `on_text`.
     pub fn call(
         &mut self,

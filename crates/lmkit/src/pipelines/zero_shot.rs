@@ -244,6 +244,28 @@ impl ZeroShotClassificationPipeline {
         })
     }
 
+    /// The embedding method around a sentence-embedding model already loaded (a server
+    /// shares one model between its embedding and zero-shot routes).
+    pub fn from_embedding(model: SentenceTransformer, id: &str) -> Self {
+        Self {
+            method: Method::Embedding {
+                model: Box::new(model),
+                calibration: calibration(id),
+            },
+            model_id: id.to_string(),
+            batch_size: 32,
+            load: LoadOptions::default(),
+        }
+    }
+
+    /// The sentence-embedding model of the embedding method with a chosen model.
+    pub fn embedding_model(&self) -> Option<&SentenceTransformer> {
+        match &self.method {
+            Method::Embedding { model, .. } => Some(model),
+            _ => None,
+        }
+    }
+
     /// "nli" or "embedding".
     pub fn method_name(&self) -> &'static str {
         match self.method {

@@ -39,7 +39,7 @@ pub struct TrainConfig {
     /// Stop when this validation metric has not improved for `patience` epochs.
     pub early_stopping: Option<EarlyStopping>,
     pub eval_batch_size: usize,
-    /// Show progress bars (they are hidden anyway when stderr is not a terminal).
+    /// Show progress: a bar on a terminal, else a plain line every few seconds.
     pub progress: bool,
 }
 
@@ -348,7 +348,7 @@ pub fn fit(
         let epoch = state.epoch;
         let t0 = Instant::now();
         let all = batches(train, &bopts, epoch, &Device::Cpu)?;
-        let bar = progress_bar(
+        let mut bar = progress_bar(
             cfg.progress,
             all.len() as u64,
             &format!("epoch {}/{}", epoch + 1, cfg.epochs),
@@ -483,9 +483,46 @@ fn sync_rng(model: &AutoModelForSequenceClassification, state: &mut TrainState) 
     state.dropout_calls = c;
 }
 
-fn progress_bar(show: bool, len: u64, prefix: &str) -> ProgressBar {
+/// An epoch's progress: an indicatif bar on a terminal; elsewhere (a script, a CI log, a file)
+/// a plain line every `LMKIT_PROGRESS_SECS` seconds (default 10) with the step, rate, ETA and
+/// loss, so long runs are not silent until they end.
+enum Progress {
+    Hidden,
+    Bar(ProgressBar),
+    Plain {
+        prefix: String,
+        len: u64,
+        pos: u64,
+        start_pos: u64,
+        msg: String,
+        start: Instant,
+        last: Instant,
+        every: std::time::Duration,
+    },
+}
+
+fn progress_bar(show: bool, len: u64, prefix: &str) -> Progress {
+    use std::io::IsTerminal;
     if !show {
-        return ProgressBar::hidden();
+        return Progress::Hidden;
+    }
+    if !std::io::stderr().is_terminal() {
+        let secs = std::env::var("LMKIT_PROGRESS_SECS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(10.0);
+        let now = Instant::now();
+        return Progress::Plain {
+            prefix: prefix.to_string(),
+            len,
+            pos: 0,
+            start_pos: 0,
+            msg: String::new(),
+            start: now,
+            last: now,
+            every: std::time::Duration::from_secs_f64(secs),
+        };
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -496,7 +533,77 @@ fn progress_bar(show: bool, len: u64, prefix: &str) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_string());
-    bar
+    Progress::Bar(bar)
+}
+
+impl Progress {
+    fn set_position(&mut self, p: u64) {
+        match self {
+            Self::Bar(b) => b.set_position(p),
+            Self::Plain { pos, start_pos, .. } => (*pos, *start_pos) = (p, p),
+            Self::Hidden => {}
+        }
+    }
+
+    fn inc(&mut self, n: u64) {
+        match self {
+            Self::Bar(b) => b.inc(n),
+            Self::Plain { pos, .. } => *pos += n,
+            Self::Hidden => {}
+        }
+    }
+
+    /// The message, and for plain output a line when one is due.
+    fn set_message(&mut self, m: String) {
+        match self {
+            Self::Bar(b) => b.set_message(m),
+            Self::Plain {
+                prefix,
+                len,
+                pos,
+                start_pos,
+                msg,
+                start,
+                last,
+                every,
+            } => {
+                *msg = m;
+                if last.elapsed() >= *every {
+                    *last = Instant::now();
+                    let done = (*pos - *start_pos) as f64;
+                    let secs = start.elapsed().as_secs_f64();
+                    let eta = if done > 0.0 {
+                        (*len - *pos) as f64 * secs / done
+                    } else {
+                        f64::NAN
+                    };
+                    eprintln!(
+                        "{prefix}: batch {pos}/{len} ({:.0}%), {:.0} s, ETA {}, {msg}",
+                        100.0 * *pos as f64 / (*len).max(1) as f64,
+                        secs,
+                        if eta.is_finite() {
+                            format!("{eta:.0} s")
+                        } else {
+                            "-".into()
+                        }
+                    );
+                }
+            }
+            Self::Hidden => {}
+        }
+    }
+
+    fn finish_and_clear(&self) {
+        if let Self::Bar(b) = self {
+            b.finish_and_clear()
+        }
+    }
+
+    fn abandon(&self) {
+        if let Self::Bar(b) = self {
+            b.abandon()
+        }
+    }
 }
 
 /// Training curves from epochs.jsonl: train and validation loss, validation accuracy / F1.

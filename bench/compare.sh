@@ -6,7 +6,9 @@
 #   bench/compare.sh infer [ROUNDS]      # encoder + mean pooling, batch 64 x 48 tokens, random
 #                                        # weights of $SHAPE (minilm: all-MiniLM-L6-v2; distilbert),
 #                                        # fp32 and int8 ($PRECISIONS; PyTorch's int8 is
-#                                        # quantize_dynamic), with lmkit int8 / PyTorch fp32 too
+#                                        # quantize_dynamic), with lmkit int8 / PyTorch fp32 too;
+#                                        # PRECISIONS="fp32 int8 bf16" adds bf16 (PyTorch:
+#                                        # autocast)
 #   bench/compare.sh train [ROUNDS]      # one training step, 6-way head, dropout 0.1 and 0
 #                                        # ($DROPOUTS), same shapes
 #   bench/compare.sh gemm [ROUNDS]       # fp32 matmul $N x $N x $N: the machine's matmul rate
@@ -90,9 +92,11 @@ PY
     "$py" bench/torch_bench.py gemm --n "${N:-2048}" --iters 5 | tee -a "$out"
   else
     for q in ${PRECISIONS:-fp32 int8}; do
-      flag=(); if [ "$q" = int8 ]; then flag=(--int8); fi
+      flag=(); pyflag=()
+      if [ "$q" = int8 ]; then flag=(--int8); pyflag=(--int8); fi
+      if [ "$q" = bf16 ]; then flag=(--precision bf16); pyflag=(--bf16); fi
       $bin bench infer "${src[@]}" --batch "$batch" --seq "$seq" --iters "$iters" "${flag[@]}" --json | tee -a "$out"
-      "$py" bench/torch_bench.py infer "${pysrc[@]}" --batch "$batch" --seq "$seq" --iters "$iters" "${flag[@]}" | tee -a "$out"
+      "$py" bench/torch_bench.py infer "${pysrc[@]}" --batch "$batch" --seq "$seq" --iters "$iters" "${pyflag[@]}" | tee -a "$out"
     done
   fi
 done
@@ -132,8 +136,9 @@ for group in groups:
         else:
             print(f"  ratio lmkit/{ref[0]['impl']}: {l / t:.2f}x")
 # The inference target is against PyTorch in fp32, whatever precision lmkit runs in.
-q8 = [r["samples_per_s"] for r in rows if r["impl"] == "lmkit" and r.get("precision") == "int8"]
 f32 = [r["samples_per_s"] for r in rows if r["impl"] != "lmkit" and r.get("precision") == "fp32"]
-if by_precision and q8 and f32:
-    print(f"\nlmkit int8 / {ref[0]['impl']} fp32: {statistics.median(q8) / statistics.median(f32):.2f}x")
+for q in ("int8", "bf16"):
+    ours = [r["samples_per_s"] for r in rows if r["impl"] == "lmkit" and r.get("precision") == q]
+    if by_precision and ours and f32:
+        print(f"\nlmkit {q} / {ref[0]['impl']} fp32: {statistics.median(ours) / statistics.median(f32):.2f}x")
 PY

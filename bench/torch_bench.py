@@ -84,9 +84,13 @@ def infer(args):
     ids = torch.randint(1000, model.config.vocab_size, (args.batch, args.seq), generator=g)
     mask = torch.ones_like(ids)
 
+    # bf16: PyTorch's mixed precision on the CPU, autocast (oneDNN's AMX / AVX512-BF16 matmuls
+    # where the CPU has them).
+    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+
     def step():
-        with torch.inference_mode():
-            h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        with torch.inference_mode(), cast:
+            h = model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
             m = mask.unsqueeze(-1).float()
             e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
             torch.nn.functional.normalize(e, p=2, dim=1)
@@ -95,7 +99,7 @@ def infer(args):
     med = statistics.median(times)
     gflop = encoder_flops(cfg, args.batch, args.seq) / 1e9
     return {"impl": "pytorch", "task": "infer", "batch": args.batch, "seq": args.seq,
-            "precision": "int8" if args.int8 else "fp32",
+            "precision": "int8" if args.int8 else ("bf16" if args.bf16 else "fp32"),
             "threads": torch.get_num_threads(), "median_s": med,
             "gflop": gflop, "gflop_per_s": gflop / med,
             "samples_per_s": args.batch / med, "times_s": times, "peak_rss_mib": peak_rss_mib(),
@@ -167,6 +171,7 @@ if __name__ == "__main__":
     p.add_argument("--dropout", type=float, default=0.1, help="train only")
     p.add_argument("--int8", action="store_true",
                    help="infer only: torch.ao.quantization.quantize_dynamic on every nn.Linear")
+    p.add_argument("--bf16", action="store_true", help="infer only: autocast to bfloat16")
     a = p.parse_args()
     if a.task != "gemm" and not (a.model_dir or a.shape):
         p.error("--model-dir or --shape is required")

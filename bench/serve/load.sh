@@ -6,6 +6,7 @@
 #
 #   bench/serve/load.sh [embed|predict|both] [SECONDS]
 #   CONCURRENCY="1 8 64" THREADS=2 bench/serve/load.sh both 15
+#   LMKIT_ARGS="--precision bf16" bench/serve/load.sh embed   # extra flags for lmkit serve
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 what="${1:-both}"; secs="${2:-15}"
@@ -45,8 +46,8 @@ for route in "${routes[@]}"; do
   else
     lm_args=(--model "$embed_dir"); py_args=()
   fi
-  RAYON_NUM_THREADS=$threads $bin serve "${lm_args[@]}" --port 8090 --max-concurrent-requests 1024 2>/tmp/lmkit-serve.log &
-  pid=$!; wait_up 8090; drive lmkit 8090 $pid "$route"; kill -TERM $pid; wait $pid || true
+  RAYON_NUM_THREADS=$threads $bin serve "${lm_args[@]}" ${LMKIT_ARGS:-} --port 8090 --max-concurrent-requests 1024 2>/tmp/lmkit-serve.log &
+  pid=$!; wait_up 8090; drive "lmkit${LMKIT_ARGS:+ $LMKIT_ARGS}" 8090 $pid "$route"; kill -TERM $pid; wait $pid || true
   "$py" bench/serve/baseline.py --embed-model "$embed_dir" "${py_args[@]}" --port 8091 --threads "$threads" 2>/tmp/py-serve.log &
   pid=$!; wait_up 8091; drive python 8091 $pid "$route"; kill -TERM $pid; wait $pid || true
 done
@@ -57,10 +58,10 @@ python3 - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 by = {(r["impl"], r["route"], r["concurrency"]): r for r in rows}
-print(f"{'route':10} {'c':>3} {'lmkit rps':>10} {'python rps':>10} {'ratio':>6} {'p99 lmkit':>10} {'p99 py':>8} {'rss lmkit':>9} {'rss py':>7}")
+print(f"{'impl':28} {'route':10} {'c':>3} {'lmkit rps':>10} {'python rps':>10} {'ratio':>6} {'p99 lmkit':>10} {'p99 py':>8} {'rss lmkit':>9} {'rss py':>7}")
 for (impl, route, c), r in sorted(by.items()):
-    if impl != "lmkit" or ("python", route, c) not in by:
+    if not impl.startswith("lmkit") or ("python", route, c) not in by:
         continue
     p = by[("python", route, c)]
-    print(f"{route:10} {c:>3} {r['rps']:>10.1f} {p['rps']:>10.1f} {r['rps']/p['rps']:>5.2f}x {r['p99_ms']:>9.1f}ms {p['p99_ms']:>6.1f}ms {r['peak_rss_mib']:>7.0f}MiB {p['peak_rss_mib']:>5.0f}MiB")
+    print(f"{impl:28} {route:10} {c:>3} {r['rps']:>10.1f} {p['rps']:>10.1f} {r['rps']/p['rps']:>5.2f}x {r['p99_ms']:>9.1f}ms {p['p99_ms']:>6.1f}ms {r['peak_rss_mib']:>7.0f}MiB {p['peak_rss_mib']:>5.0f}MiB")
 PY

@@ -600,3 +600,84 @@ fn numeric_flags_out_of_range_are_refused_before_any_work() {
         );
     }
 }
+
+#[test]
+fn precision_bf16_is_refused_where_it_cannot_run_and_close_to_fp32_where_it_can() {
+    let (ok, _, err) = run(
+        lmkit().args(["embed", "--int8", "--precision", "bf16", "x"]),
+        None,
+    );
+    assert!(!ok && err.contains("choose one"), "{err}");
+    let (ok, _, err) = run_with_isa("avx2", &["embed", "--precision", "bf16", "x"]);
+    assert!(!ok && err.contains("AVX512-BF16"), "{err}");
+    let f = lmkit::nn::kernels::isa::features();
+    if !(f.avx512_bf16 || f.amx_bf16) {
+        println!("skipped the bf16 run: this CPU has neither AVX512-BF16 nor AMX-BF16");
+        return;
+    }
+    let text = "A man is playing a guitar.";
+    let embed = |extra: &[&str]| -> Vec<f64> {
+        let mut args = vec!["embed", "--json", text];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = run(lmkit().args(&args), None);
+        assert!(ok, "{err}");
+        json_lines(&out)[0]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (embed(&[]), embed(&["--precision", "bf16"]));
+    let cos: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    // Unit vectors. The kernels' own bound is tested exactly in nn::kernels::bf16; through six
+    // layers no bound is derived here, so this is a coarse check: the measured cosine was
+    // 0.99999 (AMX and AVX512-BF16 alike), and a wrong product (a swapped weight panel, a
+    // skipped k block) gives well below 0.99.
+    assert!(cos > 0.999, "cosine of fp32 and bf16 embeddings {cos}");
+    assert!(
+        a != b,
+        "bf16 gave fp32's exact numbers: the bf16 path did not run"
+    );
+}
+
+#[test]
+fn finetune_without_a_terminal_prints_plain_progress_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for split in ["train", "validation", "test"] {
+        let mut rows = String::from("text,label\n");
+        for i in 0..24 {
+            let (t, l) = if i % 2 == 0 {
+                ("what a lovely happy day", "pos")
+            } else {
+                ("this is awful and sad", "neg")
+            };
+            rows.push_str(&format!("{t} {i},{l}\n"));
+        }
+        std::fs::write(data.join(format!("{split}.csv")), rows).unwrap();
+    }
+    let out = tmp.path().join("run");
+    // stderr is a pipe here, not a terminal: the plain lines, one per batch with 0 s between.
+    let (ok, _, err) = run(
+        lmkit()
+            .env("LMKIT_PROGRESS_SECS", "0")
+            .args(["finetune", "--model", &fixture_dir("tiny-sst"), "--dataset"])
+            .arg(&data)
+            .args(["--epochs", "1", "--batch-size", "8", "--output"])
+            .arg(&out),
+        None,
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("epoch 1/1: batch "))
+        .collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(
+        lines[0].contains("ETA") && lines[0].contains("loss"),
+        "{}",
+        lines[0]
+    );
+}

@@ -39,7 +39,8 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = lmkit::pipelines::DEFAULT_FEATURE_MODE
 pub struct ServeConfig {
     /// Models to serve; empty: the defaults that are on this machine.
     pub models: Vec<String>,
-    pub int8: bool,
+    /// fp32, bf16 or int8 encoder projections.
+    pub precision: lmkit::nn::Precision,
     /// The most tokens one worker batch takes from its queue (TEI's `--max-batch-tokens`).
     pub max_batch_tokens: usize,
     /// Inputs in flight at once, over all requests; past it, 429.
@@ -62,7 +63,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             models: vec![],
-            int8: false,
+            precision: lmkit::nn::Precision::Fp32,
             max_batch_tokens: 16384,
             max_concurrent_requests: 512,
             max_client_batch_size: 32,
@@ -122,7 +123,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let wcfg = WorkerConfig {
-        int8: cfg.int8,
+        precision: cfg.precision,
         max_batch_tokens: cfg.max_batch_tokens,
         auto_truncate: cfg.auto_truncate,
         queue: cfg.max_concurrent_requests,

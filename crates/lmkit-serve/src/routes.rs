@@ -859,7 +859,11 @@ async fn info(State(s): State<AppState>) -> Json<serde_json::Value> {
     let c = &s.cfg;
     Json(serde_json::json!({
         "model_id": s.models.first().map(|m| m.id.clone()),
-        "model_dtype": if c.int8 { "int8" } else { "float32" },
+        "model_dtype": match c.precision {
+            lmkit::nn::Precision::Int8 => "int8",
+            lmkit::nn::Precision::Bf16 => "bfloat16",
+            lmkit::nn::Precision::Fp32 => "float32",
+        },
         "model_type": first.as_ref().map(|i| i.kind),
         "max_input_length": first.as_ref().map(|i| i.max_input_length),
         "max_concurrent_requests": c.max_concurrent_requests,

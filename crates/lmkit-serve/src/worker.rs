@@ -192,7 +192,7 @@ pub struct Job {
 /// How the worker runs: the server's limits that concern a model.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    pub int8: bool,
+    pub precision: lmkit::nn::Precision,
     pub max_batch_tokens: usize,
     pub auto_truncate: bool,
     pub queue: usize,
@@ -237,7 +237,7 @@ enum Engine {
 }
 
 fn load(id: &str, cfg: &WorkerConfig) -> Result<(Engine, ModelInfo)> {
-    let opts = LoadOptions::int8(cfg.int8);
+    let opts = LoadOptions::precision(cfg.precision);
     let path = Path::new(id);
     let gguf = path.is_file() && path.extension().is_some_and(|e| e == "gguf")
         || lmkit::pipelines::model_dir(id).is_ok_and(|d| d.join("model.gguf").is_file());

@@ -58,6 +58,9 @@ pub enum Task {
         /// int8 encoder projections (weights per channel, activations per token; nn::kernels::int8).
         #[arg(long)]
         int8: bool,
+        /// fp32, or bf16 (AMX / AVX512-BF16; nn::kernels::bf16).
+        #[arg(long, value_enum, default_value_t = super::PrecisionArg::Fp32)]
+        precision: super::PrecisionArg,
         /// One JSON object: samples_per_s, median_s, peak_rss_mib, ...
         #[arg(long)]
         json: bool,
@@ -117,6 +120,9 @@ pub enum Task {
         /// int8 encoder projections.
         #[arg(long)]
         int8: bool,
+        /// fp32, or bf16 (AMX / AVX512-BF16; nn::kernels::bf16).
+        #[arg(long, value_enum, default_value_t = super::PrecisionArg::Fp32)]
+        precision: super::PrecisionArg,
         #[arg(long)]
         json: bool,
     },
@@ -154,9 +160,10 @@ pub fn run(task: Task) -> Result<()> {
             batch,
             iters,
             int8,
+            precision,
             json,
         } => emit(
-            &workloads::pipeline(&model, sentences, batch, iters, int8)?,
+            &workloads::pipeline(&model, sentences, batch, iters, int8, precision)?,
             json,
         ),
         Task::Generate {
@@ -177,10 +184,14 @@ pub fn run(task: Task) -> Result<()> {
             encoder: e,
             iters,
             int8,
+            precision,
             json,
         } => {
             let src = Source::new(e.model, e.shape);
-            emit(&workloads::infer(&src, e.batch, e.seq, iters, int8)?, json)
+            emit(
+                &workloads::infer(&src, e.batch, e.seq, iters, int8, precision)?,
+                json,
+            )
         }
     }
 }

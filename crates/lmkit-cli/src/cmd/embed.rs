@@ -18,12 +18,16 @@ pub struct Args {
     /// int8 encoder projections: faster on the CPU, a small quantization error (README).
     #[arg(long)]
     int8: bool,
+    /// fp32, or bf16: bf16 operands with f32 sums on AMX or AVX512-BF16 (README, "CPU kernels").
+    #[arg(long, value_enum, default_value_t = super::PrecisionArg::Fp32)]
+    precision: super::PrecisionArg,
     texts: Vec<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let texts = super::texts_or_stdin(a.texts)?;
-    let mut st = SentenceTransformer::from_pretrained(&a.model, &LoadOptions::int8(a.int8))?;
+    let mut st =
+        SentenceTransformer::from_pretrained(&a.model, &super::load_options(a.int8, a.precision)?)?;
     st.batch_size = a.batch_size;
     let vecs = st.encode_with_prompt(&texts, a.prompt.as_deref())?;
     for (text, v) in texts.iter().zip(&vecs) {

@@ -23,6 +23,9 @@ pub struct Args {
     /// int8 encoder projections (the run's saved fp32 evaluation is left as it is).
     #[arg(long)]
     int8: bool,
+    /// fp32, or bf16: bf16 operands with f32 sums on AMX or AVX512-BF16 (README, "CPU kernels").
+    #[arg(long, value_enum, default_value_t = super::PrecisionArg::Fp32)]
+    precision: super::PrecisionArg,
 }
 
 /// A run folder (with model/ and run_config.json) or a model folder. What the command line
@@ -52,8 +55,11 @@ pub fn run(a: Args) -> Result<()> {
                 .map(|v| v as usize)
         })
         .unwrap_or(DEFAULT_MAX_LENGTH);
-    let model =
-        AutoModelForSequenceClassification::load(&model_dir, None, &LoadOptions::int8(int8))?;
+    let model = AutoModelForSequenceClassification::load(
+        &model_dir,
+        None,
+        &super::load_options(int8, a.precision)?,
+    )?;
     let tok = AutoTokenizer::from_folder(&model_dir)?;
     let d = lmkit::data::load_dataset(&dataset)?;
     let ds = d.split(split)?;
@@ -70,7 +76,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"split": split, "precision": if int8 { "int8" } else { "fp32" }, "accuracy": report.accuracy, "f1_macro": report.f1_macro(),
+            serde_json::json!({"split": split, "precision": if int8 { "int8" } else if a.precision == super::PrecisionArg::Bf16 { "bf16" } else { "fp32" }, "accuracy": report.accuracy, "f1_macro": report.f1_macro(),
             "f1_weighted": report.f1_weighted(), "loss": pred.loss, "report": report})
         );
     } else {
@@ -78,7 +84,7 @@ pub fn run(a: Args) -> Result<()> {
         println!("{}", report.confusion_table());
         println!("{report}");
     }
-    if t.join("model").is_dir() && !int8 {
+    if t.join("model").is_dir() && !int8 && a.precision == super::PrecisionArg::Fp32 {
         lmkit::finetune::write_eval_outputs(t, &report, &pred.predicted, ds, &text_col)?;
     }
     Ok(())

@@ -16,6 +16,28 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::{bail, Result};
 
+/// `--precision`: the arithmetic of the encoder projections at inference (`--int8` is the third).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    #[default]
+    Fp32,
+    /// bf16 operands, f32 sums: AMX or AVX512-BF16 (refused on a CPU without either).
+    Bf16,
+}
+
+/// The load options of an inference command's `--int8` and `--precision`.
+pub fn load_options(int8: bool, precision: PrecisionArg) -> Result<lmkit::nn::LoadOptions> {
+    use lmkit::nn::{LoadOptions, Precision};
+    Ok(LoadOptions::precision(match (int8, precision) {
+        (true, PrecisionArg::Bf16) => {
+            bail!("--int8 and --precision bf16 are two precisions: choose one")
+        }
+        (true, PrecisionArg::Fp32) => Precision::Int8,
+        (false, PrecisionArg::Bf16) => Precision::Bf16,
+        (false, PrecisionArg::Fp32) => Precision::Fp32,
+    }))
+}
+
 /// Texts from the arguments, or from stdin (one per line) when none are given.
 pub fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
     if !texts.is_empty() {

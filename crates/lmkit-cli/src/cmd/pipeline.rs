@@ -2,7 +2,6 @@
 //! `lmkit::pipelines::pipeline_with`, generation and seq2seq through their own pipelines).
 
 use anyhow::{bail, Context, Result};
-use lmkit::models::LoadOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -81,6 +80,9 @@ pub struct Args {
     /// projections, faster on the CPU with a small quantization error (README).
     #[arg(long)]
     int8: bool,
+    /// fp32, or bf16: bf16 operands with f32 sums on AMX or AVX512-BF16 (README, "CPU kernels").
+    #[arg(long, value_enum, default_value_t = super::PrecisionArg::Fp32)]
+    precision: super::PrecisionArg,
     texts: Vec<String>,
 }
 
@@ -107,8 +109,11 @@ pub fn run(a: Args) -> Result<()> {
     if a.task == "translation" || a.task == "summarization" {
         return run_prompted(&a, &texts);
     }
-    let mut p =
-        lmkit::pipelines::pipeline_with(&a.task, a.model.as_deref(), &LoadOptions::int8(a.int8))?;
+    let mut p = lmkit::pipelines::pipeline_with(
+        &a.task,
+        a.model.as_deref(),
+        &super::load_options(a.int8, a.precision)?,
+    )?;
     match &mut p {
         lmkit::pipelines::Pipeline::TextClassification(t) => t.batch_size = a.batch_size,
         lmkit::pipelines::Pipeline::ZeroShot(z) => z.batch_size = a.batch_size,

@@ -3,7 +3,6 @@
 //! refusal of empty texts).
 
 use anyhow::Result;
-use lmkit::models::LoadOptions;
 use lmkit::pipelines::TextClassificationPipeline;
 
 #[derive(clap::Args)]
@@ -16,6 +15,9 @@ pub struct Args {
     /// int8 encoder projections: faster on the CPU, a small quantization error (README).
     #[arg(long)]
     int8: bool,
+    /// fp32, or bf16: bf16 operands with f32 sums on AMX or AVX512-BF16 (README, "CPU kernels").
+    #[arg(long, value_enum, default_value_t = super::PrecisionArg::Fp32)]
+    precision: super::PrecisionArg,
     texts: Vec<String>,
 }
 
@@ -23,7 +25,7 @@ pub fn run(a: Args) -> Result<()> {
     let texts = super::texts_or_stdin(a.texts)?;
     // Before loading the model: a bad input fails fast, with the pipeline's message.
     lmkit::pipelines::check_texts(&texts)?;
-    let p = TextClassificationPipeline::new(&a.model, &LoadOptions::int8(a.int8))?;
+    let p = TextClassificationPipeline::new(&a.model, &super::load_options(a.int8, a.precision)?)?;
     for (text, ranked) in texts.iter().zip(p.scores(&texts)?) {
         let best = &ranked[0];
         if a.json {

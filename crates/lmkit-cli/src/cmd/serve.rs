@@ -24,6 +24,9 @@ pub struct Args {
     /// int8 encoder projections: faster on the CPU, at a small quantization error.
     #[arg(long)]
     int8: bool,
+    /// fp32, or bf16: bf16 operands with f32 sums on AMX or AVX512-BF16.
+    #[arg(long, value_enum, default_value_t = super::PrecisionArg::Fp32)]
+    precision: super::PrecisionArg,
     /// The most tokens a model's worker puts in one batch of waiting requests.
     #[arg(long, default_value_t = 16384, value_parser = at_least_1)]
     max_batch_tokens: usize,
@@ -54,7 +57,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let cfg = lmkit_serve::ServeConfig {
         models: a.models,
-        int8: a.int8,
+        precision: super::load_options(a.int8, a.precision)?.precision_of(),
         max_batch_tokens: a.max_batch_tokens,
         max_concurrent_requests: a.max_concurrent_requests,
         max_client_batch_size: a.max_client_batch_size,

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, Var};
 
-pub use crate::nn::LoadOptions;
 use crate::nn::Weights;
+pub use crate::nn::{LoadOptions, Precision};
 pub use crate::tokenize::ModelInput;
 use bert::{BertConfig, BertForSequenceClassification, BertModel};
 use distilbert::{DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candle_core::{DType, Module, Result, Tensor};
 
 use super::kernels::ops::{gelu_erf, layer_norm};
-use super::kernels::{fused_cpu, int8, matmul, matmul::linear, ops};
+use super::kernels::{bf16, fused_cpu, int8, matmul, matmul::linear, ops};
 use super::{Init, ParamGrads, Weights};
 
 /// `torch.nn.Linear`: y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints.
@@ -17,6 +17,8 @@ pub struct Linear {
     pub bias: Option<Tensor>,
     /// An int8 copy for inference ([`Self::quantize_int8`]); f32 CPU inputs go through it.
     pub int8: Option<Arc<int8::QuantizedLinear>>,
+    /// A bf16 copy for inference; f32 CPU inputs go through it.
+    pub bf16: Option<Arc<bf16::Bf16Linear>>,
 }
 
 impl Linear {
@@ -29,6 +31,9 @@ impl Linear {
         if w.int8() {
             l.quantize_int8()?;
         }
+        if w.bf16() {
+            l.bf16 = Some(bf16::Bf16Linear::new(&l.weight, l.bias.as_ref())?);
+        }
         Ok(l)
     }
 
@@ -37,6 +42,7 @@ impl Linear {
             weight,
             bias,
             int8: None,
+            bf16: None,
         }
     }
 
@@ -88,6 +94,11 @@ impl Module for Linear {
         if let Some(q) = &self.int8 {
             if q.takes(x) {
                 return q.forward(x);
+            }
+        }
+        if let Some(h) = &self.bf16 {
+            if h.takes(x) {
+                return h.forward(x);
             }
         }
         linear(x, &self.weight, self.bias.as_ref())

@@ -23,4 +23,4 @@ pub use layers::{Activation, Dropout, DropoutRng, Embedding, LayerNorm, Linear};
 pub use loss::cross_entropy;
 pub(crate) use loss::cross_entropy_backward;
 pub use optim::ParamGrads;
-pub use weights::{Init, LoadOptions, Weights};
+pub use weights::{Init, LoadOptions, Precision, Weights};

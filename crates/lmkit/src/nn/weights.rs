@@ -27,6 +27,9 @@ pub struct LoadOptions {
     /// int8 weights for the encoder projections (`nn::kernels::int8`), for inference only. The
     /// embeddings, pooler and head stay f32: they are under 1% of the work.
     pub int8: bool,
+    /// bf16 weights for the encoder projections (`nn::kernels::bf16`), for inference only: x
+    /// and W rounded to bf16, products summed in f32 (AMX or AVX512-BF16).
+    pub bf16: bool,
     /// `Some(seed)`: load for fine-tuning. Every weight becomes a trainable `Var`, and the seed
     /// draws the new head's weights and the dropout masks.
     pub for_training: Option<u64>,
@@ -38,6 +41,7 @@ impl Default for LoadOptions {
             device: Device::Cpu,
             dtype: DType::F32,
             int8: false,
+            bf16: false,
             for_training: None,
         }
     }
@@ -52,6 +56,24 @@ impl LoadOptions {
         }
     }
 
+    /// Inference at a precision: fp32, bf16 or int8 encoder projections.
+    pub fn precision(p: Precision) -> Self {
+        Self {
+            int8: p == Precision::Int8,
+            bf16: p == Precision::Bf16,
+            ..Self::default()
+        }
+    }
+
+    /// The inference precision these options ask for.
+    pub fn precision_of(&self) -> Precision {
+        match (self.int8, self.bf16) {
+            (true, _) => Precision::Int8,
+            (false, true) => Precision::Bf16,
+            (false, false) => Precision::Fp32,
+        }
+    }
+
     /// Fine-tuning on the CPU with this seed.
     pub fn training(seed: u64) -> Self {
         Self {
@@ -59,6 +81,17 @@ impl LoadOptions {
             ..Self::default()
         }
     }
+}
+
+/// The arithmetic of the encoder projections at inference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// bf16 operands, f32 sums (`nn::kernels::bf16`).
+    Bf16,
+    /// int8 weights and activations, i32 sums (`nn::kernels::int8`).
+    Int8,
 }
 
 /// How to initialise a tensor that is new by design (not in the checkpoint).
@@ -79,6 +112,8 @@ struct Inner {
     trainable: bool,
     /// Encoder projections loaded through [`crate::nn::Linear::load`] get int8 copies.
     int8: bool,
+    /// ... or bf16 copies.
+    bf16: bool,
     params: Mutex<Vec<(String, Var)>>,
     frozen: Mutex<Vec<(String, Tensor)>>,
     initialised: Mutex<Vec<String>>,
@@ -110,6 +145,7 @@ impl Weights {
                 dtype: DType::F32,
                 trainable: false,
                 int8: false,
+                bf16: false,
                 params: Mutex::new(vec![]),
                 frozen: Mutex::new(vec![]),
                 initialised: Mutex::new(vec![]),
@@ -183,11 +219,35 @@ impl Weights {
                  loaded for training (its int8 copy would not follow the updates)"
             )
         }
-        let w = self.dtype(opts.dtype).with_inner(|i| i.int8 = opts.int8);
+        if opts.bf16 && opts.for_training.is_some() {
+            anyhow::bail!(
+                "bf16 is for inference here: fine-tuning runs in fp32 (load for training without bf16)"
+            )
+        }
+        if opts.bf16 && opts.int8 {
+            anyhow::bail!("choose one of int8 and bf16 for inference, not both")
+        }
+        if opts.bf16
+            && super::kernels::bf16::Kernel::best() == super::kernels::bf16::Kernel::Portable
+        {
+            anyhow::bail!(
+                "bf16 inference needs AMX-BF16 or AVX512-BF16, which this CPU (or LMKIT_ISA) lacks \
+                 (it has: {}); use fp32, or int8 for speed",
+                super::kernels::isa::features().name()
+            )
+        }
+        let w = self
+            .dtype(opts.dtype)
+            .with_inner(|i| (i.int8, i.bf16) = (opts.int8, opts.bf16));
         Ok(match opts.for_training {
             Some(seed) => w.trainable(seed),
             None => w.seed(42),
         })
+    }
+
+    /// Whether encoder projections take bf16 copies ([`LoadOptions::bf16`]).
+    pub fn bf16(&self) -> bool {
+        self.inner.bf16
     }
 
     /// Whether encoder projections take int8 copies ([`LoadOptions::int8`]).

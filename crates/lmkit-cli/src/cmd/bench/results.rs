@@ -9,12 +9,12 @@ use serde::Serialize;
 /// Always "lmkit": the Python side writes "torch" and compare.sh groups on it.
 pub const IMPL: &str = "lmkit";
 
-/// "int8" or "fp32", as the Python side names precisions.
-pub fn precision(int8: bool) -> &'static str {
-    if int8 {
-        "int8"
-    } else {
-        "fp32"
+/// "int8", "bf16" or "fp32", as the Python side names precisions.
+pub fn precision(int8: bool, p: super::super::PrecisionArg) -> &'static str {
+    match (int8, p) {
+        (true, _) => "int8",
+        (false, super::super::PrecisionArg::Bf16) => "bf16",
+        (false, super::super::PrecisionArg::Fp32) => "fp32",
     }
 }
 
@@ -66,7 +66,11 @@ impl fmt::Display for InferResult {
             f,
             "infer {}{}: batch {} x {}: {:.1} samples/s (median {:.3} s, {:.1} GFLOP/s), peak RSS {:.0} MiB",
             self.model,
-            if self.precision == "int8" { " (int8)" } else { "" },
+            match self.precision {
+                "int8" => " (int8)",
+                "bf16" => " (bf16)",
+                _ => "",
+            },
             self.batch,
             self.seq,
             self.samples_per_s,

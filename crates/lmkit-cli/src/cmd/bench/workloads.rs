@@ -166,9 +166,10 @@ pub fn infer(
     seq: usize,
     iters: usize,
     int8: bool,
+    prec: super::super::PrecisionArg,
 ) -> Result<InferResult> {
     let (cfg, w) = src.load(None)?;
-    let w = w.configure(&lmkit::nn::LoadOptions::int8(int8))?;
+    let w = w.configure(&super::super::load_options(int8, prec)?)?;
     let m = lmkit::models::Encoder::load(&w, &cfg.arch)?;
     let x = random_input(vocab_size(&cfg.arch), batch, seq)?;
     let times = time_median(2, iters, || {
@@ -184,7 +185,7 @@ pub fn infer(
         model: src.name(),
         batch,
         seq,
-        precision: precision(int8),
+        precision: precision(int8, prec),
         median_s: median,
         samples_per_s: batch as f64 / median,
         gflop,
@@ -334,6 +335,7 @@ pub fn pipeline(
     batch: usize,
     iters: usize,
     int8: bool,
+    prec: super::super::PrecisionArg,
 ) -> Result<PipelineResult> {
     let d = lmkit::data::load_dataset("emotion")?;
     let texts: Vec<String> = d
@@ -344,7 +346,7 @@ pub fn pipeline(
         .to_vec();
     let mut p = lmkit::pipelines::TextClassificationPipeline::new(
         model,
-        &lmkit::nn::LoadOptions::int8(int8),
+        &super::super::load_options(int8, prec)?,
     )?;
     p.batch_size = batch;
     let times = time_median(1, iters, || {
@@ -358,7 +360,7 @@ pub fn pipeline(
         run: Run::new("pipeline"),
         sentences: texts.len(),
         batch,
-        precision: precision(int8),
+        precision: precision(int8, prec),
         median_s: median,
         samples_per_s: texts.len() as f64 / median,
         times_s: times,

@@ -133,6 +133,7 @@ macro_rules! custom_op {
     };
 }
 
+pub mod bf16;
 mod fast;
 pub mod int8;
 pub mod isa;

@@ -41,6 +41,10 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Show progress: a bar on a terminal, else a plain line every few seconds.
     pub progress: bool,
+    /// Start over in a folder that holds another run's checkpoints (deleting them); without
+    /// it a fresh run there is refused, so two runs never mix.
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +63,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             eval_batch_size: 128,
             progress: true,
+            overwrite: false,
         }
     }
 }
@@ -110,6 +115,75 @@ pub struct TrainState {
     pub history: Vec<EpochLog>,
     /// Set by early stopping: a resumed run does not continue past it.
     pub finished: bool,
+    /// The settings the run started with; a resume must match them (checkpoints written
+    /// before they were recorded have none).
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// What decides a run's trajectory, as recorded in its checkpoints: a resume with any of these
+/// changed would continue one run with another's settings (a different batch size, for one,
+/// would skip the rest of the epoch). `max_steps` (a stop point), progress, evaluation batch
+/// size and `overwrite` may change.
+fn run_settings(cfg: &TrainConfig, train_examples: usize) -> serde_json::Value {
+    serde_json::json!({
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "grad_accum": cfg.grad_accum.max(1),
+        "lr": cfg.optimizer.lr,
+        "beta1": cfg.optimizer.beta1,
+        "beta2": cfg.optimizer.beta2,
+        "eps": cfg.optimizer.eps,
+        "weight_decay": cfg.optimizer.weight_decay,
+        "schedule": cfg.schedule,
+        "warmup_ratio": cfg.warmup_ratio,
+        "max_grad_norm": cfg.max_grad_norm,
+        "seed": cfg.seed,
+        "bucket_by_length": cfg.bucket_by_length,
+        "early_stopping": cfg.early_stopping,
+        "train_examples": train_examples,
+    })
+}
+
+/// The first setting that differs between a checkpoint's run and this one, as an error.
+fn check_settings(ckpt: &Path, saved: &serde_json::Value, now: &serde_json::Value) -> Result<()> {
+    let (Some(saved), Some(now)) = (saved.as_object(), now.as_object()) else {
+        return Ok(());
+    };
+    for (k, v) in now {
+        let was = saved.get(k).unwrap_or(&serde_json::Value::Null);
+        if was != v {
+            bail!(
+                "cannot resume from {}: its run had {k} = {was}, this one asks for {k} = {v}. A run \
+                 resumes with the settings it started with: repeat them, or start a new run in \
+                 another folder (or here, deleting this one's checkpoints, with --overwrite)",
+                ckpt.display()
+            )
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the lines of a JSONL log whose `key` is at most `max` (what a checkpoint covers):
+/// steps logged after the checkpoint the run resumes from would otherwise appear twice.
+fn trim_log(path: &Path, key: &str, max: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v[key].as_u64())
+                .is_some_and(|n| n as usize <= max)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept.len() != text.len() {
+        crate::util::write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// How `fit` ended.
@@ -251,6 +325,9 @@ fn save_checkpoint(
         std::fs::remove_dir_all(&dest)?;
     }
     std::fs::rename(tmp.keep(), &dest)?;
+    // The rename is durable only once the folder holding it is on disk.
+    #[cfg(unix)]
+    std::fs::File::open(&root)?.sync_all()?;
     for e in std::fs::read_dir(&root)?.flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().to_string();
@@ -322,20 +399,51 @@ pub fn fit(
     let total_steps = steps_per_epoch * cfg.epochs;
     let warmup = (cfg.warmup_ratio * total_steps as f64).round() as usize;
 
+    // Temp folders a killed save left behind.
+    if let Ok(entries) = std::fs::read_dir(out_dir.join("checkpoints")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let settings = run_settings(cfg, train.len());
     let mut state = TrainState::default();
     if resume {
         match latest_checkpoint(out_dir) {
             Some(c) => {
                 state = load_checkpoint(&c, model, &mut opt)?;
+                match &state.settings {
+                    Some(saved) => check_settings(&c, saved, &settings)?,
+                    None => eprintln!(
+                        "warning: {} does not record its run's settings; resuming on trust",
+                        c.display()
+                    ),
+                }
                 eprintln!("resuming from {} (step {})", c.display(), state.global_step);
+                trim_log(&out_dir.join("steps.jsonl"), "step", state.global_step)?;
+                trim_log(&out_dir.join("epochs.jsonl"), "epoch", state.epoch)?;
             }
             None => eprintln!("no checkpoint in {}: starting fresh", out_dir.display()),
         }
     } else {
+        if let Some(c) = latest_checkpoint(out_dir) {
+            if !cfg.overwrite {
+                bail!(
+                    "{} holds another run's checkpoint ({}): continue that run with --resume, \
+                     choose another --output folder, or pass --overwrite to delete it and start over",
+                    out_dir.display(),
+                    c.display()
+                )
+            }
+            std::fs::remove_dir_all(out_dir.join("checkpoints"))
+                .with_context(|| format!("deleting {}", out_dir.join("checkpoints").display()))?;
+        }
         for f in ["steps.jsonl", "epochs.jsonl"] {
             let _ = std::fs::remove_file(out_dir.join(f));
         }
     }
+    state.settings = Some(settings);
     let (seed0, _) = model.weights().dropout_rng().state();
     if !resume || state.global_step == 0 {
         state.dropout_seed = seed0;

@@ -28,6 +28,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // The rename is durable only once the folder holding it is on disk.
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 

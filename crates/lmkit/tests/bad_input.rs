@@ -154,3 +154,84 @@ fn token_ids_beyond_the_vocabulary_are_an_error() {
     let err = m.forward(&x).err().unwrap().to_string();
     assert!(err.contains("out of range"), "{err}");
 }
+
+/// A shard index may name only files in the model folder: a path out of it is refused before
+/// anything is read.
+#[test]
+fn a_shard_index_cannot_point_outside_the_model_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in [
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        "sub/model.safetensors",
+    ] {
+        let dir = tmp.path().join("m");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("model.safetensors.index.json"),
+            format!(r#"{{"weight_map": {{"embeddings.word_embeddings.weight": "{bad}"}}}}"#),
+        )
+        .unwrap();
+        let e = format!(
+            "{:#}",
+            lmkit::formats::checkpoint::checkpoint_files(&dir).unwrap_err()
+        );
+        assert!(
+            e.contains("not a file name in the model folder"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+/// A pytorch_model.bin that is not a pickle at all, or a truncated one, is an error naming it.
+#[test]
+fn a_malformed_bin_checkpoint_is_an_error_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("pytorch_model.bin");
+    for bytes in [&b"not a zip"[..], &b"PK\x03\x04\x00\x00"[..]] {
+        std::fs::write(&p, bytes).unwrap();
+        let e = format!(
+            "{:#}",
+            lmkit::formats::checkpoint::read_checkpoint(&p, &Device::Cpu).unwrap_err()
+        );
+        assert!(e.contains("pytorch_model.bin"), "{e}");
+    }
+}
+
+/// The store records each file's size and sha256 at install: a load checks the sizes (cheap),
+/// `verify` the hashes; either names the damaged file.
+#[test]
+fn the_store_notices_a_damaged_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("models").join("m");
+    lmkit::hub::install(&dest, &serde_json::json!({"id": "m"}), |out| {
+        std::fs::write(out.join("config.json"), "{}")?;
+        std::fs::write(out.join("model.safetensors"), vec![7u8; 4096])?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(dest.join(lmkit::hub::FILES_RECORD).is_file());
+    lmkit::hub::check_sizes(&dest).unwrap();
+    assert!(lmkit::hub::verify(&dest).unwrap().is_empty());
+    assert!(lmkit::hub::is_present(&dest));
+
+    // Zeroed in place, same size: only the hash sees it.
+    std::fs::write(dest.join("model.safetensors"), vec![0u8; 4096]).unwrap();
+    lmkit::hub::check_sizes(&dest).unwrap();
+    assert_eq!(
+        lmkit::hub::verify(&dest).unwrap(),
+        vec!["model.safetensors"]
+    );
+    // Cut short, or gone: the size check on every load names it.
+    std::fs::write(dest.join("model.safetensors"), vec![0u8; 100]).unwrap();
+    let e = format!("{:#}", lmkit::hub::check_sizes(&dest).unwrap_err());
+    assert!(
+        e.contains("model.safetensors is 100 bytes") && e.contains("--force"),
+        "{e}"
+    );
+    std::fs::remove_file(dest.join("model.safetensors")).unwrap();
+    let e = format!("{:#}", lmkit::hub::check_sizes(&dest).unwrap_err());
+    assert!(e.contains("model.safetensors is missing"), "{e}");
+    assert!(!lmkit::hub::is_present(&dest));
+}

@@ -118,6 +118,54 @@ fn a_folder_of_split_files_is_a_dataset_dict() {
     );
 }
 
+/// Every split of a folder takes train's label vocabulary: a class means the same id everywhere,
+/// whichever classes a split happens to hold, and a label train never saw names its file and
+/// line.
+#[test]
+fn the_splits_of_a_folder_share_trains_label_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("train.csv"),
+        "text,label\na,anger\nb,joy\nc,sadness\n",
+    )
+    .unwrap();
+    // Sorted on its own this split would be [joy, sadness]: joy 0, where train says 1.
+    std::fs::write(
+        dir.path().join("test.csv"),
+        "text,label\nd,sadness\ne,joy\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("validation.csv"), "text,label\nf,joy\n").unwrap();
+    let d = load_dataset(dir.path().to_str().unwrap()).unwrap();
+    for split in ["train", "test", "validation"] {
+        assert_eq!(
+            d[split].class_label("label").unwrap().names,
+            vec!["anger", "joy", "sadness"],
+            "{split}"
+        );
+    }
+    assert_eq!(d["test"].column("label").unwrap(), &Column::Int(vec![2, 1]));
+    assert_eq!(
+        d["validation"].column("label").unwrap(),
+        &Column::Int(vec![1])
+    );
+
+    std::fs::write(
+        dir.path().join("test.csv"),
+        "text,label\nd,sadness\ne,love\n",
+    )
+    .unwrap();
+    let e = format!(
+        "{:#}",
+        load_dataset(dir.path().to_str().unwrap()).unwrap_err()
+    );
+    assert!(e.contains("test.csv:3"), "{e}");
+    assert!(
+        e.contains("\"love\"") && e.contains("anger, joy, sadness"),
+        "{e}"
+    );
+}
+
 fn load_err(name: &str, content: &[u8], opts: &LoadOptions) -> String {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(name);

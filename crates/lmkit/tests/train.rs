@@ -216,37 +216,143 @@ fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
 fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     let (train, val) = (synthetic(48, 3), synthetic(16, 4));
     let dir = tempfile::tempdir().unwrap();
-    let m = tiny(1);
-    fit(&m, &train, Some(&val), &cfg(1), dir.path(), false, 0).unwrap();
-    let good = latest_checkpoint(dir.path()).unwrap();
-    assert!(good.ends_with("checkpoint-3"));
-    let m = tiny(1);
-    let wild = TrainConfig {
-        optimizer: AdamWConfig {
-            lr: 1e30,
-            ..Default::default()
-        },
-        ..cfg(3)
+    let stop = TrainConfig {
+        max_steps: Some(1),
+        ..cfg(2)
     };
-    let err = fit(&m, &train, Some(&val), &wild, dir.path(), true, 0)
+    fit(&tiny(1), &train, Some(&val), &stop, dir.path(), false, 0).unwrap();
+    let good = latest_checkpoint(dir.path()).unwrap();
+    assert!(good.ends_with("checkpoint-1"));
+    // Poison the optimizer's first moments: the next update makes every weight NaN, and the
+    // step after it has a NaN loss, still inside the first epoch (3 steps), before any save.
+    let opt_file = good.join("optimizer.safetensors");
+    let poisoned: std::collections::HashMap<String, candle_core::Tensor> =
+        candle_core::safetensors::load(&opt_file, &candle_core::Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .map(|(n, t)| {
+                let t = if n.starts_with("m.") {
+                    (t.ones_like().unwrap() * f64::NAN).unwrap()
+                } else {
+                    t
+                };
+                (n, t)
+            })
+            .collect();
+    candle_core::safetensors::save(&poisoned, &opt_file).unwrap();
+    let err = fit(&tiny(1), &train, Some(&val), &cfg(2), dir.path(), true, 0)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("not finite") && err.contains("checkpoint-"),
+        err.contains("not finite") && err.contains("checkpoint-1"),
         "{err}"
     );
     let still = latest_checkpoint(dir.path()).unwrap();
+    assert!(still.ends_with("checkpoint-1"), "{}", still.display());
     let reloaded =
         AutoModelForSequenceClassification::load(&still, None, &LoadOptions::default()).unwrap();
     let p = predict(&reloaded, &val, 8, Some("label"), 0).unwrap();
     assert!(p.loss.unwrap().is_finite());
 }
 
+/// A resume continues one run: a changed setting is refused, naming it; a fresh run refuses a
+/// folder with another run's checkpoints unless told to overwrite; logs are trimmed back to
+/// the checkpoint; a temp folder a killed save left is removed.
+#[test]
+fn runs_never_mix() {
+    let (train, val) = (synthetic(48, 9), synthetic(16, 10));
+    let dir = tempfile::tempdir().unwrap();
+    let stop = TrainConfig {
+        max_steps: Some(2),
+        ..cfg(2)
+    };
+    fit(&tiny(4), &train, Some(&val), &stop, dir.path(), false, 0).unwrap();
+    for (changed, field) in [
+        (
+            TrainConfig {
+                batch_size: 8,
+                ..cfg(2)
+            },
+            "batch_size",
+        ),
+        (
+            TrainConfig {
+                optimizer: AdamWConfig {
+                    lr: 0.5,
+                    ..cfg(2).optimizer
+                },
+                ..cfg(2)
+            },
+            "lr",
+        ),
+        (cfg(3), "epochs"),
+    ] {
+        let err = fit(&tiny(4), &train, Some(&val), &changed, dir.path(), true, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("{field} =")), "{field}: {err}");
+    }
+    let err = fit(
+        &tiny(4),
+        &synthetic(40, 9),
+        Some(&val),
+        &cfg(2),
+        dir.path(),
+        true,
+        0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("train_examples"), "{err}");
+    let err = fit(&tiny(4), &train, Some(&val), &cfg(2), dir.path(), false, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--overwrite") && err.contains("checkpoint-2"),
+        "{err}"
+    );
+
+    // Steps 3 and 4 logged by a run killed after them, before its next checkpoint.
+    let steps = dir.path().join("steps.jsonl");
+    let mut log = std::fs::read_to_string(&steps).unwrap();
+    log.push_str("{\"step\":3,\"loss\":9}\n{\"step\":4,\"loss\":9}\n");
+    std::fs::write(&steps, log).unwrap();
+    let tmp = dir.path().join("checkpoints").join(".tmp-killed");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = fit(&tiny(4), &train, Some(&val), &cfg(2), dir.path(), true, 0).unwrap();
+    assert_eq!(out.state.global_step, 6);
+    assert!(!tmp.exists(), "the killed save's temp folder is removed");
+    let logged: Vec<u64> = std::fs::read_to_string(&steps)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(logged, vec![1, 2, 3, 4, 5, 6], "each step once");
+
+    let over = TrainConfig {
+        overwrite: true,
+        ..cfg(1)
+    };
+    let out = fit(&tiny(4), &train, Some(&val), &over, dir.path(), false, 0).unwrap();
+    assert_eq!(out.state.global_step, 3);
+    assert!(latest_checkpoint(dir.path())
+        .unwrap()
+        .ends_with("checkpoint-3"));
+}
+
 #[test]
 fn partial_checkpoints_left_by_a_crash_are_ignored() {
     let (train, val) = (synthetic(32, 5), synthetic(16, 6));
     let dir = tempfile::tempdir().unwrap();
-    fit(&tiny(2), &train, Some(&val), &cfg(1), dir.path(), false, 0).unwrap();
+    let stop = TrainConfig {
+        max_steps: Some(2),
+        ..cfg(2)
+    };
+    fit(&tiny(2), &train, Some(&val), &stop, dir.path(), false, 0).unwrap();
     let ck = dir.path().join("checkpoints");
     // What a kill during a save leaves: a temp folder with a half-written file, never a
     // checkpoint-N folder (that name appears only by an atomic rename of a complete folder).
@@ -284,9 +390,13 @@ fn early_stopping_ends_a_run_that_stopped_improving() {
         }),
         ..cfg(1)
     };
+    let fresh = tempfile::tempdir().unwrap();
+    let err = fit(&tiny(3), &train, None, &bad, fresh.path(), false, 0)
+        .unwrap_err()
+        .to_string();
     assert!(
-        fit(&tiny(3), &train, None, &bad, dir.path(), false, 0).is_err(),
-        "early stopping without validation data"
+        err.contains("validation"),
+        "early stopping without validation data: {err}"
     );
 }
 

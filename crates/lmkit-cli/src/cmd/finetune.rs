@@ -42,9 +42,14 @@ pub struct Args {
     /// Run folder (default runs/<dataset>-<model name>).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Continue from the newest checkpoint in the run folder.
-    #[arg(long)]
+    /// Continue from the newest checkpoint in the run folder (with the settings it started
+    /// with: a changed one is refused, naming it).
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start over in a run folder that holds an earlier run's checkpoints, deleting them
+    /// (without it such a folder is refused, so two runs never mix).
+    #[arg(long)]
+    overwrite: bool,
     /// Stop after this many optimizer steps (writes a checkpoint; finish with --resume).
     #[arg(long, value_parser = super::at_least_1)]
     max_steps: Option<usize>,
@@ -110,6 +115,7 @@ pub fn run(a: Args) -> Result<()> {
                 patience: a.patience,
             }),
             progress: !a.quiet,
+            overwrite: a.overwrite,
             ..Default::default()
         },
     };

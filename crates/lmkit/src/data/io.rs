@@ -65,19 +65,47 @@ pub fn load_path(p: &Path, opts: &LoadOptions) -> Result<DatasetDict> {
             .filter(|f| f.is_file() && Format::from_path(f).is_ok())
             .collect();
         entries.sort();
-        for f in entries {
-            let split = f
-                .file_stem()
+        let stem = |f: &Path| {
+            f.file_stem()
                 .unwrap_or_default()
                 .to_string_lossy()
-                .to_string();
+                .to_string()
+        };
+        // One label vocabulary for every split: train's (else the first file's). Each file
+        // sorting its own names would give a class different ids in different splits (a test
+        // split without one of train's classes shifted every id after it, and its accuracy
+        // came out wrong with exit 0); a label train never saw is an error naming its line.
+        if let Some(i) = entries.iter().position(|f| stem(f) == "train") {
+            let f = entries.remove(i);
+            entries.insert(0, f);
+        }
+        let mut shared = opts.clone();
+        for (i, f) in entries.into_iter().enumerate() {
+            let split = stem(&f);
             if d.splits.contains_key(&split) {
                 bail!(
                     "{}: more than one file for split {split:?}; keep one per split",
                     p.display()
                 )
             }
-            d.splits.insert(split, load_file(&f, opts)?);
+            let ds = load_file(&f, &shared).map_err(|e| {
+                if i > 0 && opts.label_names.is_none() {
+                    e.context(format!(
+                        "the labels of every split must be among the {} split's ({})",
+                        d.splits.keys().next().map_or("first", |s| s.as_str()),
+                        shared.label_names.as_deref().unwrap_or_default().join(", ")
+                    ))
+                } else {
+                    e
+                }
+            })?;
+            if i == 0 && shared.label_names.is_none() {
+                let col = opts.label_column.as_deref().unwrap_or("label");
+                if let Ok(cl) = ds.class_label(col) {
+                    shared.label_names = Some(cl.names.clone());
+                }
+            }
+            d.splits.insert(split, ds);
         }
         if d.splits.is_empty() {
             bail!(

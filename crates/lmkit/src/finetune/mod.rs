@@ -146,6 +146,23 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
     let val = data.split("validation").ok().cloned();
     let test = data.split(&cfg.eval_split)?.clone();
     let classes = train.class_label("label")?.names.clone();
+    // A label id must mean the same class in every split, or the metrics are silently wrong.
+    for (name, d) in [
+        ("validation", val.as_ref()),
+        (cfg.eval_split.as_str(), Some(&test)),
+    ] {
+        if let Some(d) = d {
+            let theirs = relabel(d)?.class_label("label")?.names.clone();
+            if theirs != classes {
+                bail!(
+                    "the {name} split's classes ({}) are not train's ({}): an id would mean \
+                     another class there. Give every split the same label names",
+                    theirs.join(", "),
+                    classes.join(", ")
+                )
+            }
+        }
+    }
     if let Some(n) = cfg.train_limit {
         let idx: Vec<usize> = (0..n.min(train.len())).collect();
         train = train.shuffle(cfg.train.seed)?.select(&idx)?;

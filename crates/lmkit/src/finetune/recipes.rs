@@ -53,6 +53,8 @@ fn sentiment_sst2() -> FinetuneConfig {
             schedule: Schedule::Linear,
             warmup_ratio: 0.06,
             seed: 42,
+            // The recipe owns its run folder: a rebuild (`fetch --force`) starts it over.
+            overwrite: true,
             ..Default::default()
         },
     }
@@ -63,7 +65,7 @@ fn sentiment_sst2() -> FinetuneConfig {
 /// `train_limit` trains on a subset (a quicker, weaker model: for tests).
 pub fn build(r: &TrainedModel, force: bool, train_limit: Option<usize>) -> Result<PathBuf> {
     let dest = crate::hub::store_path(r.id);
-    if dest.join("config.json").is_file() && !force {
+    if dest.join("config.json").is_file() && !force && crate::hub::check_sizes(&dest).is_ok() {
         return Ok(dest);
     }
     let run_dir = crate::hub::home()

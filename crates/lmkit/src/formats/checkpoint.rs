@@ -21,6 +21,18 @@ pub fn checkpoint_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             .as_object()
             .ok_or_else(|| anyhow::anyhow!("{}: no \"weight_map\" object", index.display()))?;
         let files: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
+        // A shard is a file name in the model folder: a path that climbs out of it (an index
+        // naming "../../etc/passwd") or into a subfolder is refused, not read.
+        if let Some(bad) = files.iter().find(|f| {
+            let p = Path::new(f);
+            p.components().count() != 1
+                || !matches!(p.components().next(), Some(std::path::Component::Normal(_)))
+        }) {
+            anyhow::bail!(
+                "{}: shard {bad:?} is not a file name in the model folder; refusing to read it",
+                index.display()
+            )
+        }
         return Ok(files.into_iter().map(|f| dir.join(f)).collect());
     }
     let bin = dir.join("pytorch_model.bin");
@@ -36,10 +48,29 @@ pub fn checkpoint_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Reads one checkpoint file (safetensors, or a PyTorch pickle via candle's reader).
 pub fn read_checkpoint(path: &Path, device: &Device) -> anyhow::Result<HashMap<String, Tensor>> {
     let is_bin = path.extension().is_some_and(|e| e == "bin" || e == "pt");
-    let r = if is_bin {
-        candle_core::pickle::read_all(path).map(|v| v.into_iter().collect())
-    } else {
-        candle_core::safetensors::load(path, device)
+    // A crafted file can make a third-party reader panic (a pickle nested deep enough
+    // overflows the stack of the thread reading it): read on a thread of its own with a known
+    // stack, and turn a panic into an error naming the file.
+    let owned = path.to_path_buf();
+    let dev = device.clone();
+    let read = std::thread::Builder::new()
+        .name("checkpoint reader".into())
+        .stack_size(64 << 20)
+        .spawn(move || {
+            if is_bin {
+                candle_core::pickle::read_all(&owned).map(|v| v.into_iter().collect())
+            } else {
+                candle_core::safetensors::load(&owned, &dev)
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("starting a reader for {}: {e}", path.display()))?
+        .join();
+    let Ok(r) = read else {
+        anyhow::bail!(
+            "cannot read weights from {}: the file is malformed (its reader failed); re-fetch \
+             the model, or convert a .bin to model.safetensors",
+            path.display()
+        )
     };
     r.map_err(|e| {
         anyhow::anyhow!(

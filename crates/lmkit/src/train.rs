@@ -45,6 +45,17 @@ pub struct TrainConfig {
     /// it a fresh run there is refused, so two runs never mix.
     #[serde(default)]
     pub overwrite: bool,
+    /// A checkpoint every this many optimizer steps, besides each epoch's end (None: four per
+    /// epoch, so a kill loses a quarter of an epoch at most).
+    #[serde(default)]
+    pub save_steps: Option<usize>,
+    /// Checkpoints kept, newest first (transformers' `save_total_limit`).
+    #[serde(default = "default_save_total_limit")]
+    pub save_total_limit: usize,
+}
+
+fn default_save_total_limit() -> usize {
+    2
 }
 
 impl Default for TrainConfig {
@@ -64,6 +75,8 @@ impl Default for TrainConfig {
             eval_batch_size: 128,
             progress: true,
             overwrite: false,
+            save_steps: None,
+            save_total_limit: default_save_total_limit(),
         }
     }
 }
@@ -310,7 +323,25 @@ fn save_checkpoint(
     model: &AutoModelForSequenceClassification,
     opt: &AdamW,
     state: &TrainState,
+    keep: usize,
 ) -> Result<PathBuf> {
+    // Never save a diverged model over a good one: a step whose loss was finite can still
+    // leave non-finite weights behind it.
+    for (name, v) in model.params() {
+        let s = v
+            .as_tensor()
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
+        if !s.is_finite() {
+            bail!(
+                "the weights are no longer finite after step {} ({name}): training stopped. The \
+                 last good checkpoint is {} (lower --lr, or set --max-grad-norm)",
+                state.global_step,
+                latest_checkpoint(dir).map_or("none".into(), |p| p.display().to_string())
+            )
+        }
+    }
     let root = dir.join("checkpoints");
     std::fs::create_dir_all(&root)?;
     let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&root)?;
@@ -328,10 +359,23 @@ fn save_checkpoint(
     // The rename is durable only once the folder holding it is on disk.
     #[cfg(unix)]
     std::fs::File::open(&root)?.sync_all()?;
-    for e in std::fs::read_dir(&root)?.flatten() {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().to_string();
-        if p != dest && name.starts_with("checkpoint-") {
+    // Keep the newest `keep` (at least this one), by step.
+    let mut all: Vec<(usize, PathBuf)> = std::fs::read_dir(&root)?
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("checkpoint-")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    all.sort();
+    let drop_n = all.len().saturating_sub(keep.max(1));
+    for (_, p) in all.into_iter().take(drop_n) {
+        if p != dest {
             let _ = std::fs::remove_dir_all(&p);
         }
     }
@@ -398,6 +442,7 @@ pub fn fit(
     let steps_per_epoch = batches_per_epoch.div_ceil(accum);
     let total_steps = steps_per_epoch * cfg.epochs;
     let warmup = (cfg.warmup_ratio * total_steps as f64).round() as usize;
+    let save_every = cfg.save_steps.unwrap_or(steps_per_epoch.div_ceil(4)).max(1);
 
     // Temp folders a killed save left behind.
     if let Ok(entries) = std::fs::read_dir(out_dir.join("checkpoints")) {
@@ -508,10 +553,15 @@ pub fn fit(
                 &serde_json::json!({"step": state.global_step, "epoch": epoch + 1, "loss": lv,
                     "lr": lr, "grad_norm": grad_norm, "tokens": batch.tokens, "samples_per_s": rate}),
             )?;
-            if cfg.max_steps.is_some_and(|m| state.global_step >= m) {
+            let stop_here = cfg.max_steps.is_some_and(|m| state.global_step >= m);
+            if !stop_here && state.global_step % save_every == 0 {
+                sync_rng(model, &mut state);
+                save_checkpoint(out_dir, model, &opt, &state, cfg.save_total_limit)?;
+            }
+            if stop_here {
                 bar.abandon();
                 sync_rng(model, &mut state);
-                let c = save_checkpoint(out_dir, model, &opt, &state)?;
+                let c = save_checkpoint(out_dir, model, &opt, &state, cfg.save_total_limit)?;
                 eprintln!(
                     "stopped at step {} (max_steps); checkpoint {}",
                     state.global_step,
@@ -580,7 +630,7 @@ pub fn fit(
             }
         }
         sync_rng(model, &mut state);
-        save_checkpoint(out_dir, model, &opt, &state)?;
+        save_checkpoint(out_dir, model, &opt, &state, cfg.save_total_limit)?;
     }
     Ok(Outcome { state, reason })
 }

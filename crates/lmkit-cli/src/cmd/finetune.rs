@@ -50,6 +50,13 @@ pub struct Args {
     /// (without it such a folder is refused, so two runs never mix).
     #[arg(long)]
     overwrite: bool,
+    /// A checkpoint every this many optimizer steps, besides each epoch's end (default: four
+    /// per epoch).
+    #[arg(long, value_parser = super::at_least_1)]
+    save_steps: Option<usize>,
+    /// Checkpoints kept, newest first.
+    #[arg(long, default_value_t = 2, value_parser = super::at_least_1)]
+    save_total_limit: usize,
     /// Stop after this many optimizer steps (writes a checkpoint; finish with --resume).
     #[arg(long, value_parser = super::at_least_1)]
     max_steps: Option<usize>,
@@ -116,6 +123,8 @@ pub fn run(a: Args) -> Result<()> {
             }),
             progress: !a.quiet,
             overwrite: a.overwrite,
+            save_steps: a.save_steps,
+            save_total_limit: a.save_total_limit,
             ..Default::default()
         },
     };

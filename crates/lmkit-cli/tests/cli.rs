@@ -30,7 +30,7 @@ fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> (bool, String, String) {
 #[test]
 fn tokenize_json_has_the_documented_fields() {
     let (ok, out, err) = run(
-        lmkit().args(["tokenize", "--json", "Hello world!", ""]),
+        lmkit().args(["tokenize", "--json", "Hello world!", "Hi"]),
         None,
     );
     assert!(ok, "{err}");
@@ -46,7 +46,7 @@ fn tokenize_json_has_the_documented_fields() {
         lines[0]["attention_mask"],
         serde_json::json!([1, 1, 1, 1, 1])
     );
-    assert_eq!(lines[1]["input_ids"], serde_json::json!([101, 102]));
+    assert_eq!(lines[1]["input_ids"], serde_json::json!([101, 7632, 102]));
 }
 
 #[test]
@@ -680,4 +680,29 @@ fn finetune_without_a_terminal_prints_plain_progress_lines() {
         "{}",
         lines[0]
     );
+}
+
+/// An empty text gets the same clear error from every command that reads texts, from the
+/// arguments or from a stdin line.
+#[test]
+fn an_empty_text_is_refused_the_same_way_everywhere() {
+    let sst = fixture_dir("tiny-sst");
+    for args in [
+        vec!["tokenize", "fine", ""],
+        vec!["embed", "fine", ""],
+        vec!["predict", "--model", &sst, "fine", ""],
+        vec![
+            "pipeline",
+            "text-classification",
+            "--model",
+            &sst,
+            "fine",
+            "",
+        ],
+    ] {
+        let (ok, _, err) = run(lmkit().args(&args), None);
+        assert!(!ok && err.contains("input 2 is empty"), "{args:?}: {err}");
+    }
+    let (ok, _, err) = run(lmkit().args(["embed"]), Some(b"fine\n\nalso fine\n"));
+    assert!(!ok && err.contains("input 2 is empty"), "stdin: {err}");
 }

@@ -39,7 +39,14 @@ pub fn load_options(int8: bool, precision: PrecisionArg) -> Result<lmkit::nn::Lo
 }
 
 /// Texts from the arguments, or from stdin (one per line) when none are given.
+/// An empty text is refused here, the same way by every command that reads texts.
 pub fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
+    let texts = read_texts(texts)?;
+    lmkit::pipelines::check_texts(&texts)?;
+    Ok(texts)
+}
+
+fn read_texts(texts: Vec<String>) -> Result<Vec<String>> {
     if !texts.is_empty() {
         return Ok(texts);
     }

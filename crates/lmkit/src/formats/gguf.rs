@@ -28,8 +28,16 @@ pub struct GgufFile {
 
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let mut f =
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Self::read(f, path)
+    }
+
+    /// A GGUF file's header from bytes in memory (`name` for messages): the fuzz target's way in.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
+        Self::read(std::io::Cursor::new(bytes), Path::new(name))
+    }
+
+    fn read(mut f: impl std::io::Read + std::io::Seek, path: &Path) -> Result<Self> {
         // candle's reader trusts the header's counts; a crafted one can make it panic. A panic
         // there is this file's error, not the program's end.
         let content =

@@ -20,7 +20,19 @@ pub(super) fn build(k: &KnownModel, archives: &[PathBuf], out: &Path) -> Result<
                 bail!("{} has no files under {inner}", archive.display());
             }
             for (p, bytes) in &a.files {
-                let rel = &p[inner.len()..];
+                let rel = p[inner.len()..].trim_start_matches('/');
+                // An archive member names a file inside the folder being built: one that
+                // climbs out of it ("../x", "/etc/x") is refused, pinned package or not.
+                let safe = !rel.is_empty()
+                    && Path::new(rel)
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if !safe {
+                    bail!(
+                        "{}: member {p:?} would land outside the model folder",
+                        archive.display()
+                    );
+                }
                 write_atomic(&out.join(rel), bytes)?;
             }
         }

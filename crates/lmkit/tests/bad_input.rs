@@ -235,3 +235,24 @@ fn the_store_notices_a_damaged_folder() {
     assert!(e.contains("model.safetensors is missing"), "{e}");
     assert!(!lmkit::hub::is_present(&dest));
 }
+
+/// A checkpoint with tensors its config has no place for (a layer more than
+/// num_hidden_layers says) loads, and the tensors left over are named.
+#[test]
+fn checkpoint_tensors_the_config_does_not_use_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    copy_dir(&fixtures().join("tiny-sst"), &dir);
+    let m = AutoModelForSequenceClassification::load(&dir, None, &LoadOptions::default()).unwrap();
+    assert!(lmkit::models::unexpected_unused(m.weights()).is_empty());
+    edit_config(
+        &dir.join("config.json"),
+        &[("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1")],
+    );
+    let m = AutoModelForSequenceClassification::load(&dir, None, &LoadOptions::default()).unwrap();
+    let odd = lmkit::models::unexpected_unused(m.weights());
+    assert!(
+        !odd.is_empty() && odd.iter().all(|n| n.contains("layer.1.")),
+        "{odd:?}"
+    );
+}

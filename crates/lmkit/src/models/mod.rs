@@ -95,6 +95,48 @@ impl Config {
     }
 }
 
+/// Checkpoint tensors a loaded model left unused, other than those routinely left out (a
+/// pre-training or another task's head, the pooler, position-id buffers). Any listed means
+/// the checkpoint and its config disagree (more layers than the config says, a renamed
+/// module), as transformers' "Some weights of the model checkpoint were not used" does.
+pub fn unexpected_unused(w: &Weights) -> Vec<String> {
+    let routine = |n: &str| {
+        let n = n
+            .strip_prefix("bert.")
+            .or_else(|| n.strip_prefix("distilbert."))
+            .unwrap_or(n);
+        [
+            "cls.",
+            "classifier.",
+            "pre_classifier.",
+            "pooler.",
+            "vocab_",
+            "lm_head",
+            "qa_outputs",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
+            || n.ends_with("position_ids")
+    };
+    w.unused().into_iter().filter(|n| !routine(n)).collect()
+}
+
+/// Says loudly (a warning) which checkpoint tensors the model did not use, when any did not fit.
+fn warn_unused(w: &Weights, dir: &Path) {
+    let odd = unexpected_unused(w);
+    if !odd.is_empty() {
+        let shown: Vec<&str> = odd.iter().take(8).map(|s| s.as_str()).collect();
+        tracing::warn!(
+            "{}: {} checkpoint tensor(s) were not used, so the checkpoint and its config.json \
+             disagree: {}{}",
+            dir.display(),
+            odd.len(),
+            shown.join(", "),
+            if odd.len() > shown.len() { ", ..." } else { "" }
+        );
+    }
+}
+
 fn weights_for(dir: &Path, opts: &LoadOptions, arch: &ArchConfig) -> Result<Weights> {
     let prefix = match arch {
         ArchConfig::Bert(_) => "bert.",
@@ -147,6 +189,7 @@ impl AutoModel {
         let config = Config::from_folder(dir)?;
         let w = weights_for(dir, opts, &config.arch)?;
         let encoder = Encoder::load(&w, &config.arch)?;
+        warn_unused(&w, dir);
         Ok(Self {
             encoder,
             config,
@@ -227,6 +270,9 @@ impl AutoModelForSequenceClassification {
                 ClassifierArch::DistilBert(DistilBertForSequenceClassification::load(&w, c, n)?)
             }
         };
+        if !dir.as_os_str().is_empty() {
+            warn_unused(&w, dir);
+        }
         let new = w.newly_initialised();
         if !new.is_empty() {
             tracing::info!(

@@ -168,7 +168,8 @@ impl Chart for BarChart {
             .light_line_style(RGBColor(230, 230, 230))
             .x_labels(n * 2 + 1)
             .x_label_formatter(&|x| category_label(&names, *x))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_labels(count_ticks(ymax))
+            .y_label_formatter(&count_label)
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style(font(16))
@@ -189,6 +190,23 @@ impl Chart for BarChart {
         }))
         .map_err(err)?;
         Ok(())
+    }
+}
+
+/// How many ticks a count axis up to `ymax` asks for: no more than there are whole numbers
+/// on it, so the ticks plotters picks fall on integers (with 10 ticks on 0..1.1, a chart of
+/// counts up to 1 read "0, 0, 0, 0, 0, 1, 1, ...").
+pub fn count_ticks(ymax: f64) -> usize {
+    (ymax.floor().max(0.0) as usize + 1).clamp(2, 10)
+}
+
+/// A count axis label: the whole number at a tick, and nothing at a fractional one, so no
+/// number is printed twice.
+pub fn count_label(y: &f64) -> String {
+    if (y - y.round()).abs() < 1e-9 {
+        format!("{:.0}", y.round())
+    } else {
+        String::new()
     }
 }
 
@@ -238,7 +256,8 @@ impl Chart for HistogramChart {
             .x_label_formatter(&tick)
             .x_desc(&self.x_label)
             .y_desc("Count")
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_labels(count_ticks(ymax))
+            .y_label_formatter(&count_label)
             .label_style(font(16))
             .axis_desc_style(font(18))
             .draw()
@@ -441,6 +460,32 @@ mod tests {
         let (e, c) = histogram(&[1.0, 2.0, 2.0, 3.0, 10.0], 3);
         assert_eq!(e, vec![1.0, 4.0, 7.0, 10.0]);
         assert_eq!(c, vec![4, 0, 1]);
+    }
+
+    /// Count axes print each whole number once, at the ticks plotters picks for them: small
+    /// counts too, where ten ticks on 0..1.1 had printed "0, 0, 0, 0, 0, 1, 1, ...".
+    #[test]
+    fn count_axes_print_each_whole_number_once() {
+        use plotters::coord::ranged1d::Ranged;
+        use plotters::coord::types::RangedCoordf64;
+        for max_count in [1.0, 2.0, 4.0, 7.0, 9.0, 13.0, 250.0, 5362.0] {
+            let ymax = max_count * 1.1;
+            let axis: RangedCoordf64 = (0f64..ymax).into();
+            let labels: Vec<String> = axis
+                .key_points(count_ticks(ymax))
+                .iter()
+                .map(count_label)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(labels, unique, "counts up to {max_count}: {labels:?}");
+            assert!(labels.len() >= 2, "counts up to {max_count}: {labels:?}");
+            assert!(
+                labels.iter().all(|l| l.parse::<u64>().is_ok()),
+                "{labels:?}"
+            );
+        }
     }
 
     /// Charts with nothing finite to show are skipped, not looped on (plotters spins forever on

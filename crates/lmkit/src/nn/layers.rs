@@ -44,7 +44,13 @@ impl Linear {
             && l.weight.dtype() == DType::F32
         {
             let data = l.weight.flatten_all()?.to_vec1::<f32>()?;
-            l.packed = Some(Arc::new(sgemm::PackedWeight::new(&data, out_dim, in_dim)));
+            let bias = match &l.bias {
+                Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
+                None => None,
+            };
+            l.packed = Some(Arc::new(sgemm::PackedWeight::new(
+                &data, bias, out_dim, in_dim,
+            )));
         }
         Ok(l)
     }
@@ -115,7 +121,7 @@ impl Module for Linear {
             }
         }
         if let Some(p) = &self.packed {
-            if let Some(y) = matmul::linear_packed(x, p, self.bias.as_ref())? {
+            if let Some(y) = matmul::linear_packed(x, p)? {
                 return Ok(y);
             }
         }
@@ -370,6 +376,21 @@ impl DropMask {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// An input of the wrong width is an error from the packed layer as from any other, never
+    /// a read past the end of the input (the packed path checks the width before it runs).
+    #[test]
+    fn a_packed_layer_refuses_an_input_of_the_wrong_width() -> Result<()> {
+        let (out, inp) = (48, 384);
+        let w = Tensor::zeros((out, inp), DType::F32, &Device::Cpu)?;
+        let b = Tensor::zeros(out, DType::F32, &Device::Cpu)?;
+        let tensors = [("l.weight".to_string(), w), ("l.bias".to_string(), b)];
+        let ws = Weights::from_tensors(tensors.into_iter().collect(), "test", &Device::Cpu);
+        let l = Linear::load(&ws.pp("l"), inp, out)?;
+        let x = Tensor::zeros((200, 100), DType::F32, &Device::Cpu)?;
+        assert!(l.forward(&x).is_err());
+        Ok(())
+    }
 
     /// An inference layer packs W once (on AVX2 CPUs) and answers as the unpacked product does,
     /// within f32 rounding: both sum the same k products in f32, in different orders, so each

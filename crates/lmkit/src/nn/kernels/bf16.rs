@@ -54,9 +54,7 @@ impl Kernel {
         if f.amx_bf16 && amx::request_permission().is_ok() {
             return Self::Amx;
         }
-        if false {
-            Self::Amx
-        } else if f.avx512_bf16 {
+        if f.avx512_bf16 {
             Self::Avx512Bf16
         } else {
             Self::Portable
@@ -174,7 +172,7 @@ impl Bf16Linear {
 
     /// Whether `forward` takes this input (f32 on the CPU, last dimension `in`).
     pub fn takes(&self, x: &Tensor) -> bool {
-        x.device().is_cpu() && x.dtype() == DType::F32 && x.dims().last() == Some(&self.inp)
+        super::takes_rows(x, self.inp)
     }
 
     pub fn kernel(&self) -> Kernel {
@@ -184,26 +182,9 @@ impl Bf16Linear {
     /// y = x W^T + b over the last dimension of x.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let _g = self.span.enter();
-        if !self.takes(x) {
-            candle_core::bail!(
-                "bf16 linear ({} -> {}): input {:?} {:?} on {:?} (needs f32 on the CPU, last dimension {})",
-                self.inp,
-                self.out,
-                x.dims(),
-                x.dtype(),
-                x.device(),
-                self.inp
-            )
-        }
-        let x = x.contiguous()?;
-        let (storage, layout) = x.storage_and_layout();
-        let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(xs)) = &*storage else {
-            unreachable!("`takes` checked f32 on the CPU")
-        };
-        let y = self.run(super::contiguous_data(xs, layout)?, self.kernel);
-        let mut shape = x.dims().to_vec();
-        *shape.last_mut().expect("checked above") = self.out;
-        Tensor::from_vec(y, shape, x.device())
+        super::map_rows(x, self.inp, self.out, "bf16 linear", |xs| {
+            self.run(xs, self.kernel)
+        })
     }
 
     /// The product for x (rows x in, row-major) on `kernel`.

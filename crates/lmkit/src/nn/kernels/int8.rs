@@ -166,32 +166,15 @@ impl QuantizedLinear {
 
     /// Whether `forward` takes this input (f32 on the CPU, last dimension `in`).
     pub fn takes(&self, x: &Tensor) -> bool {
-        x.device().is_cpu() && x.dtype() == DType::F32 && x.dims().last() == Some(&self.inp)
+        super::takes_rows(x, self.inp)
     }
 
     /// y = x W^T + b over the last dimension of x.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let _g = self.span.enter();
-        if !self.takes(x) {
-            candle_core::bail!(
-                "int8 linear ({} -> {}): input {:?} {:?} on {:?} (needs f32 on the CPU, last dimension {})",
-                self.inp,
-                self.out,
-                x.dims(),
-                x.dtype(),
-                x.device(),
-                self.inp
-            )
-        }
-        let x = x.contiguous()?;
-        let (storage, layout) = x.storage_and_layout();
-        let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(xs)) = &*storage else {
-            unreachable!("`takes` checked f32 on the CPU")
-        };
-        let y = self.run(super::contiguous_data(xs, layout)?, self.kernel);
-        let mut shape = x.dims().to_vec();
-        *shape.last_mut().expect("checked above") = self.out;
-        Tensor::from_vec(y, shape, x.device())
+        super::map_rows(x, self.inp, self.out, "int8 linear", |xs| {
+            self.run(xs, self.kernel)
+        })
     }
 
     /// The kernel these weights run on by default.

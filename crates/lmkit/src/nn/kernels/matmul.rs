@@ -345,48 +345,26 @@ pub fn column_sum(g: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
-/// `x W^T + b` on W packed once (inference), or None when the packed path does not take x
-/// (not f32 on the CPU, or enough rows that [`super::sgemm`] picks another tile).
-pub(crate) fn linear_packed(
-    x: &Tensor,
-    p: &super::sgemm::PackedWeight,
-    b: Option<&Tensor>,
-) -> Result<Option<Tensor>> {
-    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+/// `x W^T + b` on W (and b) packed once (inference), or None when the packed path does not
+/// take x (not f32 on the CPU with the layer's width, or enough rows that [`super::sgemm`]
+/// picks another tile).
+pub(crate) fn linear_packed(x: &Tensor, p: &super::sgemm::PackedWeight) -> Result<Option<Tensor>> {
+    let (inp, out) = p.shape();
+    if !super::takes_rows(x, inp) {
         return Ok(None);
     }
-    let dims = x.dims().to_vec();
-    let inp = *dims.last().unwrap_or(&1);
     let rows = x.elem_count() / inp.max(1);
     if !p.takes(rows) {
         return Ok(None);
     }
-    let out = p.out();
-    let mut y = match b {
-        Some(b) => {
-            let b = b.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-            let mut y = Vec::with_capacity(rows * out);
-            for _ in 0..rows {
-                y.extend_from_slice(&b);
-            }
-            y
-        }
-        None => vec![0f32; rows * out],
-    };
-    let x = x.contiguous()?;
-    {
-        let (storage, layout) = x.storage_and_layout();
-        let candle_core::Storage::Cpu(CpuStorage::F32(xs)) = &*storage else {
-            return Ok(None);
-        };
-        let xs = data(xs, layout)?;
-        let parallel = !matches!(threads(), Parallelism::None);
+    let parallel = !matches!(threads(), Parallelism::None);
+    super::map_rows(x, inp, out, "linear", |xs| {
+        let mut y = p.bias_rows(rows);
         // SAFETY: `takes` said yes for these rows; xs is rows x inp, y rows x out.
         unsafe { p.matmul_acc(rows, xs.as_ptr(), inp, y.as_mut_ptr(), out, parallel) };
-    }
-    let mut shape = dims;
-    *shape.last_mut().expect("x has at least one dimension") = out;
-    Ok(Some(Tensor::from_vec(y, shape, x.device())?))
+        y
+    })
+    .map(Some)
 }
 
 /// `x W^T + b` over the last dimension of x, differentiable in all three; W is (out, in) as

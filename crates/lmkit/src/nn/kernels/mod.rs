@@ -168,6 +168,42 @@ pub(crate) fn avx2_fma() -> bool {
     isa::features().avx2_fma
 }
 
+/// Whether a hand-written linear layer takes x: f32 on the CPU, last dimension `inp`.
+pub(crate) fn takes_rows(x: &Tensor, inp: usize) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && x.dims().last() == Some(&inp)
+}
+
+/// Runs `f` on x's rows as one row-major f32 slice and returns its output (`out` values per
+/// row) in x's shape with the last dimension `out`: how the hand-written linear layers (int8,
+/// bf16, packed f32) take their input. `what` names the layer in the error for another input.
+pub(crate) fn map_rows(
+    x: &Tensor,
+    inp: usize,
+    out: usize,
+    what: &str,
+    f: impl FnOnce(&[f32]) -> Vec<f32>,
+) -> Result<Tensor> {
+    if !takes_rows(x, inp) {
+        candle_core::bail!(
+            "{what} ({inp} -> {out}): input {:?} {:?} on {:?} (needs f32 on the CPU, last dimension {inp})",
+            x.dims(),
+            x.dtype(),
+            x.device()
+        )
+    }
+    let x = x.contiguous()?;
+    let y = {
+        let (storage, layout) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(xs)) = &*storage else {
+            unreachable!("`takes_rows` checked f32 on the CPU")
+        };
+        f(contiguous_data(xs, layout)?)
+    };
+    let mut shape = x.dims().to_vec();
+    *shape.last_mut().expect("checked above") = out;
+    Tensor::from_vec(y, shape, x.device())
+}
+
 /// The contiguous data of a kernel input, checked.
 pub(crate) fn contiguous_data<'a, T>(s: &'a [T], l: &candle_core::Layout) -> Result<&'a [T]> {
     let (a, b) = l

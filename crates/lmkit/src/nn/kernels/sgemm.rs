@@ -183,6 +183,8 @@ pub(crate) struct PackedWeight {
     n: usize,
     k: usize,
     data: Vec<f32>,
+    /// The layer's bias (zeros without one), the first term of every output row.
+    bias: Vec<f32>,
 }
 
 impl std::fmt::Debug for PackedWeight {
@@ -192,8 +194,8 @@ impl std::fmt::Debug for PackedWeight {
 }
 
 impl PackedWeight {
-    /// `w` is (n, k) row-major, as PyTorch stores a linear layer's weight.
-    pub(crate) fn new(w: &[f32], n: usize, k: usize) -> Self {
+    /// `w` is (n, k) row-major, as PyTorch stores a linear layer's weight; `bias` has n values.
+    pub(crate) fn new(w: &[f32], bias: Option<Vec<f32>>, n: usize, k: usize) -> Self {
         let panels = n.div_ceil(Avx2::NR);
         let mut data = vec![0f32; k * panels * Avx2::NR];
         for pc in (0..k).step_by(Avx2::KC) {
@@ -214,12 +216,23 @@ impl PackedWeight {
                 };
             }
         }
-        Self { n, k, data }
+        let bias = bias.unwrap_or_else(|| vec![0.0; n]);
+        assert_eq!(bias.len(), n, "a bias value per output");
+        Self { n, k, data, bias }
     }
 
-    /// The layer's output width.
-    pub(crate) fn out(&self) -> usize {
-        self.n
+    /// The layer's input and output widths.
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// Rows of `bias` for m rows of output, ready to accumulate into.
+    pub(crate) fn bias_rows(&self, m: usize) -> Vec<f32> {
+        let mut y = Vec::with_capacity(m * self.n);
+        for _ in 0..m {
+            y.extend_from_slice(&self.bias);
+        }
+        y
     }
 
     /// Whether x W^T for `m` rows runs on these packed weights: the AVX2 tile is the one

@@ -143,16 +143,17 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
         d.clone().with_column("label", col.feature, col.column)
     };
     let mut train = relabel(data.split("train")?)?;
-    let val = data.split("validation").ok().cloned();
+    let val = data.split("validation").ok().map(relabel).transpose()?;
     let test = data.split(&cfg.eval_split)?.clone();
+    let test_labelled = relabel(&test)?;
     let classes = train.class_label("label")?.names.clone();
     // A label id must mean the same class in every split, or the metrics are silently wrong.
     for (name, d) in [
         ("validation", val.as_ref()),
-        (cfg.eval_split.as_str(), Some(&test)),
+        (cfg.eval_split.as_str(), Some(&test_labelled)),
     ] {
         if let Some(d) = d {
-            let theirs = relabel(d)?.class_label("label")?.names.clone();
+            let theirs = d.class_label("label")?.names.clone();
             if theirs != classes {
                 bail!(
                     "the {name} split's classes ({}) are not train's ({}): an id would mean \
@@ -183,16 +184,11 @@ pub fn run(cfg: &FinetuneConfig) -> Result<RunSummary> {
     );
     let tok = AutoTokenizer::from_folder(&model_dir)?;
     let train_enc = encode_split(&train, &tok, &cfg.text_column, cfg.max_length)?;
-    let val_enc = match &val {
-        Some(v) => Some(encode_split(
-            &relabel(v)?,
-            &tok,
-            &cfg.text_column,
-            cfg.max_length,
-        )?),
-        None => None,
-    };
-    let test_enc = encode_split(&relabel(&test)?, &tok, &cfg.text_column, cfg.max_length)?;
+    let val_enc = val
+        .as_ref()
+        .map(|v| encode_split(v, &tok, &cfg.text_column, cfg.max_length))
+        .transpose()?;
+    let test_enc = encode_split(&test_labelled, &tok, &cfg.text_column, cfg.max_length)?;
 
     eprintln!(
         "[4/6] fine-tune {} epochs, batch {}, lr {}",

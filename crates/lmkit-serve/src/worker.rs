@@ -772,55 +772,34 @@ fn check_lengths(
     Ok(total)
 }
 
-/// Embedding jobs run as one `encode` call; each job gets its rows back.
-fn run_pooled_batch(
-    st: &SentenceTransformer,
-    cfg: &WorkerConfig,
+/// Jobs that run as one pipeline call: each job's texts are checked (`prepare`, an error
+/// answers that job alone), all the texts run at once (`run`), and each job gets its own rows
+/// back (`finish`).
+fn run_as_one<J, R>(
     works: Vec<Work>,
+    prepare: impl Fn(Work) -> Result<(Vec<String>, J), ApiError>,
+    run: impl FnOnce(&[String]) -> anyhow::Result<Vec<R>>,
+    finish: impl Fn(&[R], J) -> Result<Reply, ApiError>,
 ) -> Vec<Result<Reply, ApiError>> {
     let mut results: Vec<Option<Result<Reply, ApiError>>> =
         (0..works.len()).map(|_| None).collect();
     let mut all: Vec<String> = vec![];
-    // (job, first row, rows, normalize, tokens)
+    // (job, first row, rows, what the job needs to finish)
     let mut spans = vec![];
     for (j, w) in works.into_iter().enumerate() {
-        let Work::Embed {
-            texts,
-            normalize,
-            truncate,
-            prompt_name,
-            ..
-        } = w
-        else {
-            results[j] = Some(Err(ApiError::internal("a mixed batch")));
-            continue;
-        };
-        let checked = prompted(st, &texts, prompt_name.as_deref()).and_then(|t| {
-            let n = check_lengths(
-                &st.tokenizer,
-                &t,
-                st.max_seq_length,
-                truncate || cfg.auto_truncate,
-            )?;
-            Ok((t, n))
-        });
-        match checked {
-            Ok((t, n)) => {
-                spans.push((j, all.len(), t.len(), normalize, n));
-                all.extend(t);
+        match prepare(w) {
+            Ok((texts, extra)) => {
+                spans.push((j, all.len(), texts.len(), extra));
+                all.extend(texts);
             }
             Err(e) => results[j] = Some(Err(e)),
         }
     }
     if !all.is_empty() {
-        match st.encode(&all) {
+        match run(&all) {
             Ok(rows) => {
-                for (j, start, n, normalize, tokens) in spans {
-                    let mut v = rows[start..start + n].to_vec();
-                    if normalize {
-                        v.iter_mut().for_each(|r| l2_normalize(r));
-                    }
-                    results[j] = Some(Ok(Reply::Vectors(v, tokens)));
+                for (j, start, n, extra) in spans {
+                    results[j] = Some(finish(&rows[start..start + n], extra));
                 }
             }
             Err(e) => {
@@ -837,65 +816,79 @@ fn run_pooled_batch(
         .collect()
 }
 
+/// Embedding jobs run as one `encode` call.
+fn run_pooled_batch(
+    st: &SentenceTransformer,
+    cfg: &WorkerConfig,
+    works: Vec<Work>,
+) -> Vec<Result<Reply, ApiError>> {
+    run_as_one(
+        works,
+        |w| {
+            let Work::Embed {
+                texts,
+                normalize,
+                truncate,
+                prompt_name,
+                ..
+            } = w
+            else {
+                return Err(ApiError::internal("a mixed batch"));
+            };
+            let texts = prompted(st, &texts, prompt_name.as_deref())?;
+            let tokens = check_lengths(
+                &st.tokenizer,
+                &texts,
+                st.max_seq_length,
+                truncate || cfg.auto_truncate,
+            )?;
+            Ok((texts, (normalize, tokens)))
+        },
+        |all| st.encode(all),
+        |rows, (normalize, tokens)| {
+            let mut v = rows.to_vec();
+            if normalize {
+                v.iter_mut().for_each(|r| l2_normalize(r));
+            }
+            Ok(Reply::Vectors(v, tokens))
+        },
+    )
+}
+
 /// Classification jobs run as one `logits` call.
 fn run_predict_batch(
     clf: &TextClassificationPipeline,
     cfg: &WorkerConfig,
     works: Vec<Work>,
 ) -> Vec<Result<Reply, ApiError>> {
-    let mut results: Vec<Option<Result<Reply, ApiError>>> =
-        (0..works.len()).map(|_| None).collect();
-    let mut all: Vec<String> = vec![];
-    let mut spans = vec![];
-    for (j, w) in works.into_iter().enumerate() {
-        let Work::Predict {
-            texts,
-            raw_scores,
-            truncate,
-        } = w
-        else {
-            results[j] = Some(Err(ApiError::internal("a mixed batch")));
-            continue;
-        };
-        match check_lengths(
-            &clf.tokenizer,
-            &texts,
-            clf.max_length,
-            truncate || cfg.auto_truncate,
-        ) {
-            Ok(_) => {
-                spans.push((j, all.len(), texts.len(), raw_scores));
-                all.extend(texts);
-            }
-            Err(e) => results[j] = Some(Err(e)),
-        }
-    }
-    if !all.is_empty() {
-        match clf.logits(&all) {
-            Ok(rows) => {
-                for (j, start, n, raw) in spans {
-                    let r: Result<Vec<_>, _> = rows[start..start + n]
-                        .iter()
-                        .map(|l| clf.labelled(l, raw))
-                        .collect();
-                    results[j] = Some(
-                        r.map(Reply::Predictions)
-                            .map_err(|e| ApiError::from_lmkit(&e)),
-                    );
-                }
-            }
-            Err(e) => {
-                let err = ApiError::from_lmkit(&e);
-                for (j, ..) in spans {
-                    results[j] = Some(Err(err.clone()));
-                }
-            }
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(ApiError::internal("no result"))))
-        .collect()
+    run_as_one(
+        works,
+        |w| {
+            let Work::Predict {
+                texts,
+                raw_scores,
+                truncate,
+            } = w
+            else {
+                return Err(ApiError::internal("a mixed batch"));
+            };
+            check_lengths(
+                &clf.tokenizer,
+                &texts,
+                clf.max_length,
+                truncate || cfg.auto_truncate,
+            )?;
+            Ok((texts, raw_scores))
+        },
+        |all| clf.logits(all),
+        |rows, raw| {
+            rows.iter()
+                .map(|l| clf.labelled(l, raw))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map(Reply::Predictions)
+                .map_err(|e| ApiError::from_lmkit(&e))
+        },
+    )
 }
 
 /// Divides a vector by its L2 norm in f64 (a zero vector stays zero).

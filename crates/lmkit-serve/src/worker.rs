@@ -369,10 +369,10 @@ fn run(
             batch[0].work,
             Work::Embed { pooled: true, .. } | Work::Predict { .. }
         ) {
-            let mut tokens = work_tokens(&engine, &batch[0].work);
+            let mut tokens = work_tokens(&batch[0].work);
             while let Ok(j) = rx.try_recv() {
                 h.depth.fetch_sub(1, Ordering::SeqCst);
-                let t = work_tokens(&engine, &j.work);
+                let t = work_tokens(&j.work);
                 if same_kind(&batch[0].work, &j.work) && tokens + t <= cfg.max_batch_tokens {
                     tokens += t;
                     batch.push(j);
@@ -395,7 +395,7 @@ fn run(
         let t0 = Instant::now();
         let (works, replies): (Vec<Work>, Vec<_>) =
             batch.into_iter().map(|j| (j.work, j.reply)).unzip();
-        let tokens: usize = works.iter().map(|w| work_tokens(&engine, w)).sum();
+        let tokens: usize = works.iter().map(work_tokens).sum();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             run_batch(&mut engine, &cfg, &h.metrics, &h.id, works)
         }));
@@ -474,7 +474,7 @@ fn same_kind(a: &Work, b: &Work) -> bool {
 
 /// A cheap size of a job for the batch budget: its texts' bytes / 4, about a token each for
 /// English subwords (the exact counts come when the batch is tokenized).
-fn work_tokens(_engine: &Engine, w: &Work) -> usize {
+fn work_tokens(w: &Work) -> usize {
     let texts = match w {
         Work::Embed { texts, .. }
         | Work::Predict { texts, .. }

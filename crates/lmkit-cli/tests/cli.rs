@@ -1,5 +1,8 @@
 //! The `lmkit` binary end to end: output formats, stdin, and errors that say what to do.
 
+mod common;
+use common::fixture_dir;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -198,14 +201,6 @@ fn predict_and_evaluate_refuse_a_bare_encoder() {
     );
     assert!(!ok);
     assert!(err.contains("id2label"), "{err}");
-}
-
-fn fixture_dir(name: &str) -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .to_string()
 }
 
 #[test]

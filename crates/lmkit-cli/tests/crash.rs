@@ -1,17 +1,12 @@
 //! Crash safety: a fine-tune killed with SIGKILL at arbitrary moments (mid-step, mid-save,
 //! mid-report) and resumed each time ends exactly where an uninterrupted run ends.
 
+mod common;
+use common::fixture_dir;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn fixture_dir(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .to_string()
-}
 
 /// A small two-class data set in a folder of split files.
 fn write_data(dir: &Path) {

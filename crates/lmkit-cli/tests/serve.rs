@@ -1,6 +1,9 @@
 //! `lmkit serve` over real HTTP on loopback: the binary runs as a child process on an
 //! ephemeral port, and the tests talk to it with reqwest, as a client program would.
 
+mod common;
+use common::fixture_dir;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -11,14 +14,6 @@ use serde_json::{json, Value};
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const SMOLLM: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 const KEY: &str = "test-key";
-
-fn fixture_dir(name: &str) -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .to_string()
-}
 
 struct Server {
     child: Child,

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -203,7 +204,7 @@ fn trim_log(path: &Path, key: &str, max: usize) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub state: TrainState,
-    /// "completed", "max_steps" or "early_stopping".
+    /// "completed", "max_steps", "early_stopping" or "interrupted".
     pub reason: String,
 }
 
@@ -420,6 +421,66 @@ pub fn fit(
     resume: bool,
     pad_token_id: u32,
 ) -> Result<Outcome> {
+    fit_with(
+        model,
+        train,
+        val,
+        cfg,
+        out_dir,
+        resume,
+        pad_token_id,
+        &Hooks::default(),
+    )
+}
+
+/// What happened in `fit`, for a caller that draws its own progress (the Python package
+/// feeds these to tqdm in a notebook).
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// An optimizer step ended: `batch` of `batches` batches of this epoch are done.
+    Step {
+        epoch: usize,
+        epochs: usize,
+        batch: usize,
+        batches: usize,
+        loss: f64,
+    },
+    /// An epoch ended, validation included.
+    Epoch(EpochLog),
+}
+
+/// A caller's view into and control over `fit`.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Set from another thread to stop after the current optimizer step; `fit` writes a
+    /// checkpoint there and returns with reason "interrupted" (Ctrl-C in the Python package).
+    pub stop: Option<&'a AtomicBool>,
+    pub on_event: Option<&'a (dyn Fn(Event) + Sync)>,
+}
+
+impl Hooks<'_> {
+    fn emit(&self, e: Event) {
+        if let Some(f) = self.on_event {
+            f(e)
+        }
+    }
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
+
+/// [`fit`] with progress events and a stop flag.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with(
+    model: &AutoModelForSequenceClassification,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    pad_token_id: u32,
+    hooks: &Hooks,
+) -> Result<Outcome> {
     let params = model.params();
     if params.is_empty() {
         bail!("the model has no trainable parameters: load it with a training seed")
@@ -553,6 +614,27 @@ pub fn fit(
                 &serde_json::json!({"step": state.global_step, "epoch": epoch + 1, "loss": lv,
                     "lr": lr, "grad_norm": grad_norm, "tokens": batch.tokens, "samples_per_s": rate}),
             )?;
+            hooks.emit(Event::Step {
+                epoch: epoch + 1,
+                epochs: cfg.epochs,
+                batch: bi + 1,
+                batches: all.len(),
+                loss: lv,
+            });
+            if hooks.stopped() {
+                bar.abandon();
+                sync_rng(model, &mut state);
+                let c = save_checkpoint(out_dir, model, &opt, &state, cfg.save_total_limit)?;
+                eprintln!(
+                    "interrupted at step {}; checkpoint {} (continue with resume)",
+                    state.global_step,
+                    c.display()
+                );
+                return Ok(Outcome {
+                    state,
+                    reason: "interrupted".into(),
+                });
+            }
             let stop_here = cfg.max_steps.is_some_and(|m| state.global_step >= m);
             if !stop_here && state.global_step % save_every == 0 {
                 sync_rng(model, &mut state);
@@ -607,6 +689,7 @@ pub fn fit(
             log.train_samples_per_s
         );
         append_jsonl(&epochs_log, &log)?;
+        hooks.emit(Event::Epoch(log.clone()));
         state.history.push(log.clone());
         state.epoch += 1;
         state.step_in_epoch = 0;

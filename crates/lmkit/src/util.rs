@@ -8,6 +8,13 @@ use sha2::{Digest, Sha256};
 
 /// Writes a file atomically: a temp file in the same folder, fsync, then rename over the target.
 /// A crash mid-write leaves the previous file intact.
+/// A model, data set or file that is in none of the places lmkit looks (the message lists
+/// them). A type of its own so that callers can tell it from a broken one: the Python package
+/// raises FileNotFoundError for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFound(pub String);
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()

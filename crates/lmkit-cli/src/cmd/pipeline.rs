@@ -198,13 +198,11 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn run_prompted(a: &Args, texts: &[String]) -> Result<()> {
-    use lmkit::pipelines::prompted::{PromptedPipeline, ENGLISH_LLM, MULTILINGUAL_LLM};
+    use lmkit::pipelines::prompted::{default_model, PromptedPipeline};
     lmkit::pipelines::check_texts(texts)?;
-    let english = texts.iter().all(|t| t.is_ascii());
-    let model = match (&a.model, a.task.as_str()) {
-        (Some(m), _) => m.clone(),
-        (None, "summarization") if english => ENGLISH_LLM.into(),
-        _ => MULTILINGUAL_LLM.into(),
+    let model = match &a.model {
+        Some(m) => m.clone(),
+        None => default_model(&a.task, texts).to_string(),
     };
     if lmkit::pipelines::text2text::is_seq2seq(&model) {
         return run_text2text(a, texts, &model);

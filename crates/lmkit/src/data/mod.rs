@@ -752,7 +752,7 @@ pub fn load_dataset_with(name_or_path: &str, opts: &LoadOptions) -> Result<Datas
         let _ = writeln!(msg, "  - {t}");
     }
     msg.push_str("Fix: pass a file (csv, tsv, jsonl, parquet, `text;label` lines) or a folder of split files, or set LMKIT_DATA.");
-    Err(anyhow!(msg))
+    Err(crate::util::NotFound(msg).into())
 }
 
 fn load_known(k: &KnownDataset, dir: &Path) -> Result<DatasetDict> {

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::util::write_atomic;
+use crate::util::{write_atomic, NotFound};
 pub use catalogue::{
     canonical_id, known, trained, Conversion, KnownModel, Package, Registry, TrainedModel,
     KNOWN_MODELS, TRAINED_MODELS,
@@ -161,7 +161,7 @@ pub fn resolve(id: &str) -> Result<PathBuf> {
         "Fix: pass a local model folder, run `lmkit fetch <id>` for a known id (`lmkit fetch --list`), \
          or place the model in the Hugging Face cache.",
     );
-    Err(anyhow!(msg))
+    Err(NotFound(msg).into())
 }
 
 #[cfg(feature = "hub")]
@@ -233,7 +233,7 @@ pub fn fetch(id: &str, force: bool, train_limit: Option<usize>) -> Result<PathBu
 
 /// The error for a trained model that has not been built: what to run and how long it takes.
 pub fn not_built(r: &TrainedModel) -> anyhow::Error {
-    anyhow!(
+    NotFound(format!(
         "{} is made by lmkit, not downloaded, and is not in the store ({}). Build it once with \
          `lmkit fetch {}` ({}; about {} minutes on 2 CPU cores).",
         r.id,
@@ -241,7 +241,8 @@ pub fn not_built(r: &TrainedModel) -> anyhow::Error {
         r.id,
         r.description,
         r.minutes
-    )
+    ))
+    .into()
 }
 
 /// Fetches a known model into the store (no-op when present and sound, unless `force`; a

@@ -101,6 +101,17 @@ pub fn translation_prompt(src: &str, tgt: &str, text: &str) -> Result<String> {
     ))
 }
 
+/// The model `pipeline("translation" | "summarization")` uses when none is given: the English
+/// LLM summarizes English text, the multilingual one does everything else.
+pub fn default_model<S: AsRef<str>>(task: &str, texts: &[S]) -> &'static str {
+    let english = texts.iter().all(|t| t.as_ref().is_ascii());
+    if task == "summarization" && english {
+        ENGLISH_LLM
+    } else {
+        MULTILINGUAL_LLM
+    }
+}
+
 /// Translation / summarization by prompting an LLM; the output names the model and method.
 pub struct PromptedPipeline {
     pub llm: TextGenerationPipeline,

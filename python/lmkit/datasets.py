@@ -47,6 +47,7 @@ class ClassLabel:
         self.num_classes = len(self.names)
 
     def int2str(self, values: Union[int, Seq[int], np.ndarray]) -> Union[str, List[str]]:
+        """Class names of ids (one id or a list)."""
         def one(i: Any) -> str:
             i = int(i)
             if not 0 <= i < self.num_classes:
@@ -58,6 +59,7 @@ class ClassLabel:
         return [one(v) for v in values]
 
     def str2int(self, values: Union[str, Seq[str]]) -> Union[int, List[int]]:
+        """Ids of class names (one name or a list)."""
         def one(s: str) -> int:
             try:
                 return self.names.index(s)
@@ -108,14 +110,17 @@ class Dataset:
 
     @property
     def num_rows(self) -> int:
+        """The number of rows."""
         return len(self._d)
 
     @property
     def column_names(self) -> List[str]:
+        """The columns, in order."""
         return list(self._d.column_names)
 
     @property
     def features(self) -> Dict[str, Any]:
+        """Each column's type: ``Value``, ``ClassLabel`` or ``Sequence``."""
         out: Dict[str, Any] = {}
         for name, kind, dtype, names in self._d.features():
             if kind == "ClassLabel":
@@ -151,6 +156,7 @@ class Dataset:
         return f"Dataset({{\n    features: {self.column_names},\n    num_rows: {len(self)}\n}})"
 
     def to_dict(self) -> Dict[str, Any]:
+        """Every column by name (numbers as numpy arrays)."""
         return {c: self._d.column(c) for c in self.column_names}
 
     def to_pandas(self) -> Any:
@@ -163,6 +169,7 @@ class Dataset:
 
     # -- transforming ---------------------------------------------------------------------
     def select(self, indices: Union[Seq[int], range, np.ndarray]) -> "Dataset":
+        """The rows at these indices, in this order."""
         idx = [int(i) for i in indices]
         if any(i < 0 for i in idx):
             raise IndexError("select: indices must be >= 0")
@@ -240,16 +247,20 @@ class Dataset:
         return Dataset(d)
 
     def filter(self, function: Callable[[Dict[str, Any]], bool]) -> "Dataset":
+        """The rows for which ``function(row)`` is true."""
         return self.select([i for i in range(len(self)) if function(self._d.row(i))])
 
     def remove_columns(self, column_names: Union[str, List[str]]) -> "Dataset":
+        """A copy without these columns."""
         names = [column_names] if isinstance(column_names, str) else list(column_names)
         return Dataset(self._d.remove_columns(names))
 
     def rename_column(self, original_column_name: str, new_column_name: str) -> "Dataset":
+        """A copy with one column renamed."""
         return Dataset(self._d.rename_column(original_column_name, new_column_name))
 
     def cast_column(self, column: str, feature: Any) -> "Dataset":
+        """Makes an integer column a ClassLabel: ``cast_column('label', ClassLabel(names=[...]))``."""
         if not isinstance(feature, ClassLabel):
             raise ValueError("cast_column takes a ClassLabel here")
         return Dataset(self._d.with_class_label(column, feature.names))
@@ -291,23 +302,29 @@ class DatasetDict(dict):
         return "DatasetDict({\n" + inner + "\n})"
 
     def map(self, function: Optional[Callable[..., Any]] = None, **kwargs: Any) -> "DatasetDict":
+        """``Dataset.map`` on every split."""
         return DatasetDict({k: v.map(function, **kwargs) for k, v in self.items()})
 
     def shuffle(self, seed: Optional[int] = None) -> "DatasetDict":
+        """``Dataset.shuffle`` on every split (the same seed)."""
         return DatasetDict({k: v.shuffle(seed) for k, v in self.items()})
 
     def remove_columns(self, column_names: Union[str, List[str]]) -> "DatasetDict":
+        """``Dataset.remove_columns`` on every split."""
         return DatasetDict({k: v.remove_columns(column_names) for k, v in self.items()})
 
     def rename_column(self, original_column_name: str, new_column_name: str) -> "DatasetDict":
+        """``Dataset.rename_column`` on every split."""
         return DatasetDict({k: v.rename_column(original_column_name, new_column_name) for k, v in self.items()})
 
     @property
     def column_names(self) -> Dict[str, List[str]]:
+        """Each split's columns."""
         return {k: v.column_names for k, v in self.items()}
 
     @property
     def num_rows(self) -> Dict[str, int]:
+        """Each split's row count."""
         return {k: len(v) for k, v in self.items()}
 
 

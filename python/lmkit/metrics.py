@@ -100,6 +100,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Optional[Sequence[Any]
 
 
 def accuracy_score(y_true: Any, y_pred: Any) -> float:
+    """The fraction of predictions equal to the true labels."""
     t, p = np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)
     if len(t) != len(p):
         raise ValueError(f"Found input variables with inconsistent numbers of samples: [{len(t)}, {len(p)}]")

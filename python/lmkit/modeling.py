@@ -82,6 +82,7 @@ class AutoModel:
 
     @staticmethod
     def from_pretrained(pretrained_model_name_or_path: Union[str, os.PathLike], precision: str = "fp32", **kwargs: Any) -> _BaseModel:
+        """Loads an encoder from the store or a folder; ``precision='bf16'`` or ``'int8'`` speeds up inference."""
         return _BaseModel(_lmkit.Encoder.from_pretrained(os.fspath(pretrained_model_name_or_path), precision))
 
 
@@ -114,18 +115,22 @@ class SequenceClassificationModel:
     # -- transformers ---------------------------------------------------------------------
     @property
     def config(self) -> Dict[str, Any]:
+        """The config.json a save writes (labels included)."""
         return json.loads(self._m.config)
 
     @property
     def num_labels(self) -> int:
+        """The number of classes."""
         return len(self._m.labels)
 
     @property
     def id2label(self) -> Dict[int, str]:
+        """Class id to name."""
         return dict(enumerate(self._m.labels))
 
     @property
     def name_or_path(self) -> str:
+        """The folder the model was loaded from."""
         return self._m.name_or_path
 
     def set_labels(self, names: Sequence[str]) -> None:
@@ -134,6 +139,7 @@ class SequenceClassificationModel:
 
     def __call__(self, input_ids: Any = None, attention_mask: Any = None, token_type_ids: Any = None,
                  labels: Any = None, **kw: Any) -> SequenceClassifierOutput:
+        """A forward pass: ``SequenceClassifierOutput(logits)``, with the mean cross-entropy ``loss`` when ``labels`` are given."""
         ids, mask, types = _inputs(input_ids, attention_mask, token_type_ids, kw)
         logits = self._m.forward(ids, mask, types)
         out = SequenceClassifierOutput(logits=logits)
@@ -151,6 +157,7 @@ class SequenceClassificationModel:
         self._m.save_pretrained(os.fspath(save_directory))
 
     def state_dict(self) -> Dict[str, np.ndarray]:
+        """Every weight by its checkpoint name, as float32 arrays (copies)."""
         return dict(self._m.state_dict())
 
     def __repr__(self) -> str:
@@ -232,6 +239,7 @@ class AutoModelForSequenceClassification:
         precision: str = "fp32",
         **kwargs: Any,
     ) -> SequenceClassificationModel:
+        """A classifier: with ``num_labels`` (or ``id2label``) a new, seeded head on a pretrained encoder; without, a fine-tuned checkpoint (or transformers' default 2-label head on a bare encoder)."""
         path = os.fspath(pretrained_model_name_or_path)
         labels: Optional[List[str]] = None
         if id2label is not None:
@@ -264,13 +272,16 @@ class SentenceTransformer:
         self._m = _lmkit.SentenceEncoder(os.fspath(model_name_or_path), precision)
 
     def encode(self, sentences: Union[str, Sequence[str]], prompt_name: Optional[str] = None, **kw: Any) -> np.ndarray:
+        """Sentence vectors, (n, dim) float32 (one vector for a single string)."""
         single = isinstance(sentences, str)
         out = self._m.encode([sentences] if single else list(sentences), prompt_name)
         return out[0] if single else out
 
     def get_sentence_embedding_dimension(self) -> int:
+        """The vector size."""
         return self._m.get_sentence_embedding_dimension()
 
     @property
     def max_seq_length(self) -> int:
+        """Longer texts are cut to this many tokens."""
         return self._m.max_seq_length

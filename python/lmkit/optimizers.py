@@ -27,6 +27,7 @@ class Adam:
         self.epsilon, self.weight_decay = float(epsilon), float(weight_decay)
 
     def config(self) -> dict:
+        """The settings as lmkit's trainer reads them."""
         return {
             "lr": self.learning_rate,
             "beta1": self.beta_1,

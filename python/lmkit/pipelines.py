@@ -171,6 +171,13 @@ def pipeline(task: str, model: Optional[str] = None, *, precision: str = "fp32",
     ``zero-shot-classification``, ``feature-extraction``, ``text-generation``, ``translation``
     or ``translation_xx_to_yy``, ``summarization``). ``model=None`` takes the task's default;
     ``precision="bf16"`` or ``"int8"`` speeds up the encoder tasks on the CPU."""
+    device = kwargs.pop("device", None)
+    if device not in (None, -1, "cpu"):
+        raise ValueError(f"device={device!r}: lmkit runs on the CPU (device='cpu' or -1)")
+    for harmless in ("framework", "trust_remote_code", "use_fast"):
+        kwargs.pop(harmless, None)
+    if kwargs:
+        raise TypeError(f"pipeline() got unexpected keyword arguments: {sorted(kwargs)}")
     m = re.fullmatch(r"translation_([a-z]{2,3})_to_([a-z]{2,3})", task)
     if m:
         return TranslationPipeline("translation", _lmkit.Pipeline("translation", model, precision, batch_size),

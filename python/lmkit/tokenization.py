@@ -52,22 +52,27 @@ class PreTrainedTokenizerFast:
 
     @property
     def model_input_names(self) -> List[str]:
+        """What the model takes, in transformers' order."""
         return list(self._t.model_input_names)
 
     @property
     def model_max_length(self) -> int:
+        """The length ``truncation=True`` cuts to when no ``max_length`` is given."""
         return self._t.model_max_length
 
     @property
     def pad_token_id(self) -> int:
+        """The id padding uses."""
         return self._t.pad_token_id
 
     @property
     def vocab_size(self) -> int:
+        """The number of tokens in the vocabulary."""
         return self._t.vocab_size
 
     @property
     def name_or_path(self) -> str:
+        """The folder the tokenizer was loaded from."""
         return self._t.name_or_path
 
     def __len__(self) -> int:
@@ -149,18 +154,22 @@ class PreTrainedTokenizerFast:
         return self._t.encode([text], None, "do_not_pad", False, None, False)["tokens"][0]
 
     def decode(self, token_ids: Any, skip_special_tokens: bool = False) -> str:
+        """Text of token ids; ``skip_special_tokens`` drops [CLS], [SEP], padding..."""
         ids = np.asarray(token_ids).reshape(-1).tolist()
         return self._t.decode([int(i) for i in ids], skip_special_tokens)
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> List[str]:
+        """``decode`` for each row."""
         return [self.decode(s, skip_special_tokens) for s in sequences]
 
     def convert_ids_to_tokens(self, ids: Union[int, Sequence[int]]) -> Union[Optional[str], List[Optional[str]]]:
+        """Token strings of ids (None for an id outside the vocabulary)."""
         if isinstance(ids, (int, np.integer)):
             return self._t.id_to_token(int(ids))
         return [self._t.id_to_token(int(i)) for i in ids]
 
     def convert_tokens_to_ids(self, tokens: Union[str, Sequence[str]]) -> Union[Optional[int], List[Optional[int]]]:
+        """Ids of token strings (None for a token outside the vocabulary)."""
         if isinstance(tokens, str):
             return self._t.token_to_id(tokens)
         return [self._t.token_to_id(t) for t in tokens]
@@ -186,4 +195,5 @@ class AutoTokenizer:
 
     @staticmethod
     def from_pretrained(pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs: Any) -> PreTrainedTokenizerFast:
+        """Loads the tokenizer of a store id (fetched on first use) or a model folder."""
         return PreTrainedTokenizerFast(_lmkit.Tokenizer.from_pretrained(os.fspath(pretrained_model_name_or_path)))

@@ -54,6 +54,7 @@ class TrainingArguments:
             raise ValueError("warmup_steps: give warmup_ratio instead (a fraction of all steps)")
 
     def to_config(self) -> Dict[str, Any]:
+        """These settings as lmkit's TrainConfig (checked here, with the argument named on error)."""
         return _training.train_config(
             epochs=self.num_train_epochs,
             batch_size=self.per_device_train_batch_size,
@@ -165,13 +166,16 @@ class Trainer:
         return PredictionOutput(logits, labels, metrics)
 
     def evaluate(self, eval_dataset: Optional[Dataset] = None) -> Dict[str, float]:
+        """``eval_loss``, ``eval_accuracy`` and what ``compute_metrics`` adds, on eval_dataset."""
         ds = eval_dataset or self.eval_dataset
         if ds is None:
             raise ValueError("Trainer.evaluate needs eval_dataset")
         return self._predict(ds, "eval").metrics
 
     def predict(self, test_dataset: Dataset) -> PredictionOutput:
+        """Logits, labels and ``test_*`` metrics for a tokenized split."""
         return self._predict(test_dataset, "test")
 
     def save_model(self, output_dir: Optional[str] = None) -> None:
+        """Saves the model (default: ``output_dir/model``)."""
         self.model.save_pretrained(output_dir or os.path.join(self.args.output_dir, "model"))

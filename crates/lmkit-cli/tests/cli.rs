@@ -230,6 +230,29 @@ fn pipeline_text_classification_json_keeps_order_and_reads_stdin() {
 }
 
 #[test]
+fn a_classifier_warns_on_text_its_tokenizer_cannot_read() {
+    // The tiny fixture's vocabulary has none of these symbols: every token is [UNK].
+    let (ok, _, err) = run(
+        lmkit().args([
+            "pipeline",
+            "text-classification",
+            "--model",
+            &fixture_dir("tiny-sst"),
+            "☃☃ ★★ ♞♞",
+            "what a lovely happy day",
+        ]),
+        None,
+    );
+    assert!(ok, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("cannot read")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("\"☃☃ ★★ ♞♞\"") && warnings[0].contains("3 of its 3 tokens (100%)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn pipeline_zero_shot_json_sorts_labels_best_first() {
     let (ok, out, err) = run(
         lmkit().args([

@@ -24,6 +24,17 @@ fn _lmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // GGUF LLMs load dequantized to f32, as the CLI loads them (see prefer_f32_weights); this
     // runs at import, before lmkit starts any thread.
     lmkit::models::llm::prefer_f32_weights();
+    // The library's warnings (truncated inputs, a classifier that cannot read its text) go to
+    // stderr as the CLI prints them, which Jupyter shows under the cell; LMKIT_LOG filters.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LMKIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<tokenizer::Tokenizer>()?;
     m.add_class::<datasets::Dataset>()?;

@@ -10,13 +10,17 @@ use crate::errors::OrPy;
 #[pyfunction]
 #[pyo3(signature = (y_true, y_pred, names, digits=2, zero_division=0.0))]
 pub fn classification_report(
+    py: Python<'_>,
     y_true: Vec<usize>,
     y_pred: Vec<usize>,
     names: Vec<String>,
     digits: usize,
     zero_division: f64,
 ) -> PyResult<(String, String)> {
-    let r = lmkit::metrics::classification_report(&y_true, &y_pred, &names, digits, zero_division)
+    let r = py
+        .detach(|| {
+            lmkit::metrics::classification_report(&y_true, &y_pred, &names, digits, zero_division)
+        })
         .or_input()?;
     let json = serde_json::to_string(&r)
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
@@ -31,7 +35,9 @@ pub fn confusion_matrix<'py>(
     y_pred: Vec<usize>,
     n_classes: usize,
 ) -> PyResult<Bound<'py, PyArray2<i64>>> {
-    let m = lmkit::metrics::confusion_matrix(&y_true, &y_pred, n_classes).or_input()?;
+    let m = py
+        .detach(|| lmkit::metrics::confusion_matrix(&y_true, &y_pred, n_classes))
+        .or_input()?;
     let rows: Vec<Vec<i64>> = m
         .into_iter()
         .map(|r| r.into_iter().map(|x| x as i64).collect())

@@ -192,6 +192,13 @@ impl AutoTokenizer {
         self.tokenizer.token_to_id(token)
     }
 
+    /// The id of the unknown token (WordPiece's `[UNK]`, SentencePiece's `<unk>`), if any.
+    pub fn unk_token_id(&self) -> Option<u32> {
+        ["[UNK]", "<unk>"]
+            .iter()
+            .find_map(|t| self.tokenizer.token_to_id(t))
+    }
+
     /// Encodes a batch of texts (transformers' `tokenizer(texts, padding=..., truncation=...)`).
     pub fn encode_batch<S: AsRef<str>>(
         &self,

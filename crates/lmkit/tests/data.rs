@@ -63,6 +63,26 @@ fn sst2_loads_by_name() {
 }
 
 #[test]
+fn nsmc_loads_by_name() {
+    let d = load_dataset("nsmc").unwrap();
+    let (train, test) = (&d["train"], &d["test"]);
+    // PROVENANCE.md: 150,000 train (74,965 positive) and 50,000 test (25,035 positive).
+    assert_eq!((train.len(), test.len()), (150_000, 50_000));
+    for (split, positives) in [(train, 74_965), (test, 25_035)] {
+        assert_eq!(
+            split.class_label("label").unwrap().names,
+            vec!["negative", "positive"]
+        );
+        let ones = split.column("label").unwrap().as_int().unwrap();
+        assert_eq!(ones.iter().filter(|&&l| l == 1).count(), positives);
+    }
+    assert_eq!(
+        train.row(0).unwrap()["document"],
+        "남나비 캐릭터 어느 드라마에서도 볼수없었던 새로운 캐릭터라 너무 신선하고 매력적이네요"
+    );
+}
+
+#[test]
 fn every_format_round_trips_losslessly() {
     let train = load_dataset("emotion").unwrap()["train"]
         .select(&(0..500).collect::<Vec<_>>())

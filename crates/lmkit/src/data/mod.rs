@@ -696,6 +696,15 @@ pub const KNOWN_DATASETS: &[KnownDataset] = &[
         label_column: "label",
         label_names: &["negative", "positive"],
     },
+    // Korean movie reviews in NSMC's own format (id, document, label 0/1).
+    KnownDataset {
+        name: "nsmc",
+        splits: &[("train", "train.tsv"), ("test", "test.tsv")],
+        format: Format::Tsv,
+        text_column: "document",
+        label_column: "label",
+        label_names: &["negative", "positive"],
+    },
 ];
 
 /// Folders named `name` where the project keeps data: `$LMKIT_DATA/name`, then
@@ -713,7 +722,7 @@ fn data_dirs(name: &str) -> Vec<PathBuf> {
     v
 }
 
-/// `load_dataset(name_or_path)`: a local file or folder; a known name (`emotion`, `sst2`)
+/// `load_dataset(name_or_path)`: a local file or folder; a known name (`emotion`, `sst2`, `nsmc`)
 /// found in `$LMKIT_DATA` or the project's `shared/data`; the Hugging Face datasets cache.
 pub fn load_dataset(name_or_path: &str) -> Result<DatasetDict> {
     load_dataset_with(name_or_path, &LoadOptions::default())

@@ -15,6 +15,51 @@ pub struct LabelScore {
     pub score: f32,
 }
 
+/// A text its tokenizer turns mostly into the unknown token is text the model cannot read
+/// (another script, say): it still gets a confident-looking label, so say so.
+const UNREADABLE_SHARE: f64 = 0.5;
+
+fn warn_unreadable<S: AsRef<str>>(
+    enc: &crate::tokenize::BatchEncoding,
+    tok: &AutoTokenizer,
+    model: &std::path::Path,
+    texts: &[S],
+) {
+    let Some(unk) = tok.unk_token_id() else {
+        return;
+    };
+    let special: std::collections::HashSet<u32> = tok
+        .inner()
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, t)| t.special)
+        .map(|(id, _)| id)
+        .collect();
+    for ((ids, mask), text) in enc.input_ids.iter().zip(&enc.attention_mask).zip(texts) {
+        // The text's own tokens: not padding, not [CLS] / [SEP] / <s> ...
+        let own: Vec<u32> = ids
+            .iter()
+            .zip(mask)
+            .filter(|(i, &m)| m == 1 && (**i == unk || !special.contains(i)))
+            .map(|(&i, _)| i)
+            .collect();
+        let unknown = own.iter().filter(|&&i| i == unk).count();
+        if !own.is_empty() && unknown as f64 / own.len() as f64 > UNREADABLE_SHARE {
+            let text = text.as_ref();
+            let head: String = text.chars().take(40).collect();
+            tracing::warn!(
+                "{} cannot read {:?}{}: {unknown} of its {} tokens ({:.0}%) are unknown to its \
+                 tokenizer, so the label is a guess. Use a model trained on text like this.",
+                model.display(),
+                head,
+                if head.len() < text.len() { "..." } else { "" },
+                own.len(),
+                100.0 * unknown as f64 / own.len() as f64
+            );
+        }
+    }
+}
+
 /// How logits become scores (transformers' `function_to_apply`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScoreFn {
@@ -91,6 +136,7 @@ impl TextClassificationPipeline {
                     add_special_tokens: true,
                 },
             )?;
+            warn_unreadable(&enc, &self.tokenizer, &self.model.dir, batch);
             let out = self.model.forward(&enc.to_input(&Device::Cpu)?, false)?;
             Ok(out.to_vec2::<f32>()?)
         })

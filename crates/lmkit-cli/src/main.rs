@@ -78,6 +78,7 @@ fn main() {
     default_sigpipe();
     tune_allocator();
     lmkit::models::llm::prefer_f32_weights();
+    lmkit::hub::fonts::register();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LMKIT_LOG")

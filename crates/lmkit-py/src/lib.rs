@@ -21,6 +21,8 @@ fn _lmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Registers lmkit's own models (lmkit/sentiment-sst2, ...) with the store, as the CLI does,
     // so that `pipeline("sentiment-analysis")` can build its default on first use.
     lmkit::finetune::recipes::register();
+    // Charts with Korean text draw in NanumGothic, fetched into the store on first use.
+    lmkit::hub::fonts::register();
     // GGUF LLMs load dequantized to f32, as the CLI loads them (see prefer_f32_weights); this
     // runs at import, before lmkit starts any thread.
     lmkit::models::llm::prefer_f32_weights();

@@ -1,9 +1,12 @@
 //! Charts as PNG and SVG with plotters: bar charts (seaborn's countplot), histograms, line
 //! charts (KDE curves, training curves) and the confusion-matrix heatmap. A font is embedded
-//! (DejaVu Sans) so text renders on machines without system fonts.
+//! (DejaVu Sans) so text renders on machines without system fonts. DejaVu has no Hangul: a
+//! chart with Korean text draws in NanumGothic, which the model store fetches on first use
+//! (`hub::fonts`), as it fetches models.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
@@ -26,6 +29,59 @@ pub const PALETTE: [RGBColor; 10] = [
     RGBColor(0x17, 0xbe, 0xcf),
 ];
 
+/// The family a chart with Hangul in its text draws in.
+const HANGUL_FAMILY: &str = "NanumGothic";
+
+/// Where a Hangul font comes from. This layer sits below the model store and cannot fetch
+/// anything, so the store registers its fetcher here (`hub::fonts::register`).
+static HANGUL_LOADER: OnceLock<fn() -> Result<Vec<u8>>> = OnceLock::new();
+
+pub fn set_hangul_font_loader(load: fn() -> Result<Vec<u8>>) {
+    let _ = HANGUL_LOADER.set(load);
+}
+
+thread_local! {
+    /// The family `font()` uses while a chart draws (set per chart by `save_both`).
+    static FAMILY_NOW: Cell<&'static str> = const { Cell::new(FAMILY) };
+}
+
+pub fn has_hangul(text: &str) -> bool {
+    text.chars().any(|c| {
+        ('\u{AC00}'..='\u{D7A3}').contains(&c)
+            || ('\u{1100}'..='\u{11FF}').contains(&c)
+            || ('\u{3130}'..='\u{318F}').contains(&c)
+    })
+}
+
+/// Registers the Hangul font once; false (with a warning saying why) when there is none.
+fn hangul_font() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let Some(load) = HANGUL_LOADER.get() else {
+            tracing::warn!(
+                "this chart has Korean text but no Hangul font is set up (call \
+                 lmkit::hub::fonts::register()): it draws as boxes"
+            );
+            return false;
+        };
+        match load() {
+            Ok(bytes) => {
+                // plotters keeps registered fonts for the whole process.
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                [FontStyle::Normal, FontStyle::Bold]
+                    .into_iter()
+                    .all(|style| {
+                        plotters::style::register_font(HANGUL_FAMILY, style, bytes).is_ok()
+                    })
+            }
+            Err(e) => {
+                tracing::warn!("no Hangul font, so Korean text draws as boxes: {e:#}");
+                false
+            }
+        }
+    })
+}
+
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -45,6 +101,9 @@ pub trait Chart {
     fn size(&self) -> (u32, u32) {
         (800, 560)
     }
+    /// Every text the chart draws (titles, labels, names): a chart with Hangul in any of
+    /// them draws in the Hangul font.
+    fn texts(&self) -> Vec<&str>;
 }
 
 /// A chart with nothing finite to show (no points, or only NaN and infinities): [`save`] skips
@@ -83,6 +142,14 @@ pub fn save(chart: &impl Chart, stem: &Path) -> Result<Vec<PathBuf>> {
 
 fn save_both(chart: &impl Chart, stem: &Path) -> Result<Vec<PathBuf>> {
     register_font();
+    let korean = chart.texts().iter().any(|t| has_hangul(t)) && hangul_font();
+    FAMILY_NOW.with(|f| f.set(if korean { HANGUL_FAMILY } else { FAMILY }));
+    let r = draw_both(chart, stem);
+    FAMILY_NOW.with(|f| f.set(FAMILY));
+    r
+}
+
+fn draw_both(chart: &impl Chart, stem: &Path) -> Result<Vec<PathBuf>> {
     if let Some(dir) = stem.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -133,7 +200,7 @@ fn category_label(names: &[String], v: f64) -> String {
 }
 
 fn font(size: u32) -> TextStyle<'static> {
-    (FAMILY, size).into_font().into()
+    (FAMILY_NOW.with(|f| f.get()), size).into_font().into()
 }
 
 fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
@@ -149,6 +216,11 @@ pub struct BarChart {
 }
 
 impl Chart for BarChart {
+    fn texts(&self) -> Vec<&str> {
+        let mut t = vec![self.title.as_str(), &self.x_label, &self.y_label];
+        t.extend(self.bars.iter().map(|(n, _)| n.as_str()));
+        t
+    }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
@@ -237,6 +309,9 @@ pub fn histogram(values: &[f64], bins: usize) -> (Vec<f64>, Vec<usize>) {
 }
 
 impl Chart for HistogramChart {
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.title, &self.x_label]
+    }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
@@ -290,6 +365,11 @@ pub struct LineChart {
 }
 
 impl Chart for LineChart {
+    fn texts(&self) -> Vec<&str> {
+        let mut t = vec![self.title.as_str(), &self.x_label, &self.y_label];
+        t.extend(self.series.iter().map(|(n, _)| n.as_str()));
+        t
+    }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
@@ -387,6 +467,11 @@ pub fn blues(t: f64) -> RGBColor {
 }
 
 impl Chart for ConfusionMatrixChart {
+    fn texts(&self) -> Vec<&str> {
+        let mut t = vec![self.title.as_str()];
+        t.extend(self.labels.iter().map(String::as_str));
+        t
+    }
     fn size(&self) -> (u32, u32) {
         (760, 700)
     }

@@ -10,6 +10,7 @@
 pub mod catalogue;
 mod convert;
 pub mod fetch;
+pub mod fonts;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

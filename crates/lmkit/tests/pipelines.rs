@@ -89,10 +89,13 @@ fn batched_text_classification_keeps_order_and_values() {
             label,
             score,
             top_k,
+            model,
         } = o
         else {
             panic!("not a classification output")
         };
+        // A model given by name answers every text: no per-text model.
+        assert_eq!(*model, None);
         assert_eq!(text, case["text"].as_str().unwrap());
         assert_eq!(label, case["default"][0]["label"].as_str().unwrap());
         let e = max_rel_err(

@@ -146,7 +146,10 @@ pub fn run(a: Args) -> Result<()> {
     if a.json {
         for o in &out {
             let mut v = serde_json::to_value(o)?;
-            v["model"] = serde_json::Value::String(model.clone());
+            // A per-text model (the default sentiment pipeline routes by script) stays.
+            if v.get("model").is_none() {
+                v["model"] = serde_json::Value::String(model.clone());
+            }
             println!("{v}");
         }
         return Ok(());
@@ -159,6 +162,7 @@ pub fn run(a: Args) -> Result<()> {
                 label,
                 score,
                 top_k,
+                model,
             } => match top_k {
                 Some(all) => {
                     println!("{text}");
@@ -166,7 +170,10 @@ pub fn run(a: Args) -> Result<()> {
                         println!("  {:<20} {:.4}", ls.label, ls.score);
                     }
                 }
-                None => println!("{label:<12} {score:.4}  {text}"),
+                None => match model {
+                    Some(m) => println!("{label:<12} {score:.4}  {text}  [{m}]"),
+                    None => println!("{label:<12} {score:.4}  {text}"),
+                },
             },
             PipelineOutput::ZeroShot(z) => {
                 println!("{}", z.sequence);

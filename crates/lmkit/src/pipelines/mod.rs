@@ -29,6 +29,8 @@ pub use zero_shot::{ZeroShotClassificationPipeline, ZeroShotOptions, ZeroShotOut
 
 /// The sentiment-analysis default: made by lmkit (`lmkit fetch lmkit/sentiment-sst2`).
 pub const DEFAULT_SENTIMENT_MODEL: &str = "lmkit/sentiment-sst2";
+/// The default for texts mostly in Hangul (`lmkit fetch lmkit/sentiment-nsmc`).
+pub const DEFAULT_KOREAN_SENTIMENT_MODEL: &str = "lmkit/sentiment-nsmc";
 pub const DEFAULT_FEATURE_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 pub const TASKS: &[&str] = &[
@@ -72,6 +74,10 @@ pub enum PipelineOutput {
         score: f32,
         #[serde(skip_serializing_if = "Option::is_none")]
         top_k: Option<Vec<LabelScore>>,
+        /// The model that answered this text, when the pipeline chooses per text (the
+        /// default sentiment pipeline routes by script).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
     },
     ZeroShot(ZeroShotOutput),
     Embedding {
@@ -102,9 +108,12 @@ pub fn pipeline(task: &str, model: Option<&str>) -> Result<Pipeline> {
 /// projections, faster on the CPU at a small quantization error; README, "int8 inference").
 pub fn pipeline_with(task: &str, model: Option<&str>, opts: &LoadOptions) -> Result<Pipeline> {
     Ok(match task {
-        "sentiment-analysis" | "text-classification" => Pipeline::TextClassification(
-            TextClassificationPipeline::new(model.unwrap_or(DEFAULT_SENTIMENT_MODEL), opts)?,
-        ),
+        "sentiment-analysis" | "text-classification" => Pipeline::TextClassification(match model {
+            Some(m) => TextClassificationPipeline::new(m, opts)?,
+            // The defaults by script: Korean text to the Korean model, the rest to English.
+            None => TextClassificationPipeline::new(DEFAULT_SENTIMENT_MODEL, opts)?
+                .with_korean_route(DEFAULT_KOREAN_SENTIMENT_MODEL, opts),
+        }),
         "zero-shot-classification" => {
             Pipeline::ZeroShot(ZeroShotClassificationPipeline::new(model, opts)?)
         }
@@ -149,6 +158,10 @@ impl Pipeline {
                         label: best.label,
                         score: best.score,
                         top_k,
+                        model: p
+                            .korean
+                            .as_ref()
+                            .map(|_| p.model_for(texts[i].as_ref()).to_string()),
                     }
                 })
                 .collect(),
@@ -184,7 +197,10 @@ impl Pipeline {
     /// Which model (and for zero-shot, which method) produces the output.
     pub fn describe(&self) -> String {
         match self {
-            Self::TextClassification(p) => p.model.dir.display().to_string(),
+            Self::TextClassification(p) => match &p.korean {
+                Some(k) => format!("{} (Korean text: {})", p.model.dir.display(), k.id),
+                None => p.model.dir.display().to_string(),
+            },
             Self::ZeroShot(p) => format!("{} ({} method)", p.model_id, p.method_name()),
             Self::FeatureExtraction(p) => p.model_id.clone(),
         }

@@ -88,6 +88,70 @@ pub struct TextClassificationPipeline {
     pub score_fn: ScoreFn,
     pub max_length: usize,
     pub batch_size: usize,
+    /// The store id this pipeline was asked for.
+    pub model_id: String,
+    /// Texts mostly in Hangul go to this model instead (the default sentiment pipeline only).
+    pub korean: Option<Box<KoreanRoute>>,
+}
+
+/// The Korean sentiment default, loaded on the first Korean text. An English model answers
+/// Korean text with confident, meaningless labels, so a Korean text is never given to it:
+/// without the Korean model the call fails and says how to build it.
+pub struct KoreanRoute {
+    pub id: String,
+    opts: LoadOptions,
+    loaded: std::sync::OnceLock<TextClassificationPipeline>,
+}
+
+impl KoreanRoute {
+    pub fn new(id: &str, opts: &LoadOptions) -> Self {
+        Self {
+            id: id.to_string(),
+            opts: opts.clone(),
+            loaded: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn pipeline(&self, batch_size: usize, inputs: &[usize]) -> Result<&TextClassificationPipeline> {
+        if let Some(p) = self.loaded.get() {
+            return Ok(p);
+        }
+        let which = inputs
+            .iter()
+            .map(|i| (i + 1).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Some(r) = crate::hub::trained(&self.id) {
+            let built = crate::hub::store_path(r.id);
+            if !built.join("config.json").is_file() {
+                bail!(
+                    "input {which} is Korean, and the Korean sentiment model {} is not built. \
+                     Build it once with `lmkit fetch {}` ({}; about {} minutes on 2 CPU cores), \
+                     or pass a model (--model). The English default is not used for Korean text: \
+                     it cannot read it.",
+                    r.id,
+                    r.id,
+                    r.description,
+                    r.minutes
+                )
+            }
+        }
+        let mut p = TextClassificationPipeline::new(&self.id, &self.opts)?;
+        p.batch_size = batch_size;
+        Ok(self.loaded.get_or_init(|| p))
+    }
+}
+
+/// Whether most of a text's letters are Hangul (digits, punctuation and spaces don't count).
+pub fn mostly_hangul(text: &str) -> bool {
+    let (mut hangul, mut letters) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        if crate::plot::has_hangul(c.encode_utf8(&mut [0; 4])) {
+            hangul += 1;
+        }
+    }
+    letters > 0 && hangul * 2 > letters
 }
 
 impl TextClassificationPipeline {
@@ -110,7 +174,23 @@ impl TextClassificationPipeline {
             score_fn,
             max_length,
             batch_size: 32,
+            model_id: id.to_string(),
+            korean: None,
         })
+    }
+
+    /// Sends texts mostly in Hangul to the Korean model `id` (see [`KoreanRoute`]).
+    pub fn with_korean_route(mut self, id: &str, opts: &LoadOptions) -> Self {
+        self.korean = Some(Box::new(KoreanRoute::new(id, opts)));
+        self
+    }
+
+    /// Which model answers `text`: the Korean route's for Korean text, else this one's.
+    pub fn model_for(&self, text: &str) -> &str {
+        match &self.korean {
+            Some(k) if mostly_hangul(text) => &k.id,
+            _ => &self.model_id,
+        }
     }
 
     /// All labels with scores for each text, best first (ties in label order), in input
@@ -118,6 +198,33 @@ impl TextClassificationPipeline {
     /// `lmkit pipeline text-classification` both read them from here, so the two cannot
     /// disagree on softmax versus sigmoid.
     pub fn scores<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<LabelScore>>> {
+        let korean: Vec<usize> = match &self.korean {
+            Some(_) => (0..texts.len())
+                .filter(|&i| mostly_hangul(texts[i].as_ref()))
+                .collect(),
+            None => vec![],
+        };
+        let (Some(route), false) = (&self.korean, korean.is_empty()) else {
+            return self.own_scores(texts);
+        };
+        super::check_texts(texts)?;
+        let ko = route.pipeline(self.batch_size, &korean)?;
+        let other: Vec<usize> = (0..texts.len()).filter(|i| !korean.contains(i)).collect();
+        let pick =
+            |idx: &[usize]| -> Vec<&str> { idx.iter().map(|&i| texts[i].as_ref()).collect() };
+        let mut out = vec![vec![]; texts.len()];
+        for (i, s) in korean.iter().zip(ko.own_scores(&pick(&korean))?) {
+            out[*i] = s;
+        }
+        if !other.is_empty() {
+            for (i, s) in other.iter().zip(self.own_scores(&pick(&other))?) {
+                out[*i] = s;
+            }
+        }
+        Ok(out)
+    }
+
+    fn own_scores<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<LabelScore>>> {
         self.logits(texts)?
             .into_iter()
             .map(|row| self.labelled(&row, false))

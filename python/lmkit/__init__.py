@@ -9,7 +9,7 @@ Change the import line of a transformers notebook and its cells run without torc
 Every computation runs in Rust with the GIL released. Results are numpy arrays.
 """
 
-from ._lmkit import __version__
+from ._lmkit import __version__, fetch
 from .datasets import ClassLabel, Dataset, DatasetDict, Sequence, Value, load_dataset
 from .modeling import (
     AutoModel,
@@ -25,6 +25,7 @@ from .trainer import EvalPrediction, PredictionOutput, Trainer, TrainingArgument
 
 __all__ = [
     "__version__",
+    "fetch",
     "AutoModel",
     "AutoModelForSequenceClassification",
     "AutoTokenizer",

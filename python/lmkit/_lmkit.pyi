@@ -8,6 +8,10 @@ import numpy.typing as npt
 
 __version__: str
 
+def fetch(id: str, force: bool = False, train_limit: Optional[int] = None) -> str:
+    """Puts a catalogued model into the store (download or lmkit's own build); its folder."""
+    ...
+
 class Tokenizer:
     @staticmethod
     def from_pretrained(id: str) -> Tokenizer: ...

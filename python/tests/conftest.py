@@ -48,6 +48,16 @@ def write_splits(folder: Path, rows: int = 24) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sentiment_default():
+    """The sentiment default, lmkit/sentiment-sst2, is built by lmkit, not downloaded (about
+    7 minutes). A machine without it (a fresh CI machine) gets a CI-sized build on 3,000 SST-2
+    phrases; a later plain `lmkit fetch lmkit/sentiment-sst2` replaces it with the full one."""
+    import lmkit
+
+    lmkit.fetch("lmkit/sentiment-sst2", train_limit=3000)
+
+
 @pytest.fixture
 def splits(tmp_path: Path) -> Path:
     return write_splits(tmp_path / "data")

@@ -38,6 +38,7 @@ fn _lmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .without_time()
         .try_init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(fetch, m)?)?;
     m.add_class::<tokenizer::Tokenizer>()?;
     m.add_class::<datasets::Dataset>()?;
     m.add_function(wrap_pyfunction!(datasets::load_dataset, m)?)?;
@@ -54,4 +55,20 @@ fn _lmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plots::eda_plots, m)?)?;
     m.add_function(wrap_pyfunction!(plots::curves_plot, m)?)?;
     Ok(())
+}
+
+/// `lmkit fetch ID`: puts a catalogued model into the store (downloads a known one, builds one
+/// lmkit trains, e.g. lmkit/sentiment-sst2) and returns its folder; a no-op when present.
+/// `train_limit` builds a trained one on a subset (quicker and weaker: for tests).
+#[pyfunction]
+#[pyo3(signature = (id, force=false, train_limit=None))]
+fn fetch(
+    py: Python<'_>,
+    id: String,
+    force: bool,
+    train_limit: Option<usize>,
+) -> PyResult<std::path::PathBuf> {
+    use errors::OrPy;
+    py.detach(|| lmkit::hub::fetch(&id, force, train_limit))
+        .or_other()
 }

@@ -79,7 +79,16 @@ fn sentiment_nsmc() -> FinetuneConfig {
 /// `train_limit` trains on a subset (a quicker, weaker model: for tests).
 pub fn build(r: &TrainedModel, force: bool, train_limit: Option<usize>) -> Result<PathBuf> {
     let dest = crate::hub::store_path(r.id);
-    if dest.join("config.json").is_file() && !force && crate::hub::check_sizes(&dest).is_ok() {
+    // A test's subset build (train_limit) stands in only until the real model is asked for.
+    let subset = crate::util::read_json_if_exists(&dest.join("lmkit-source.json"))
+        .map(|v| !v["train_limit"].is_null())
+        .unwrap_or(false);
+    let wanted = !(subset && train_limit.is_none());
+    if dest.join("config.json").is_file()
+        && !force
+        && wanted
+        && crate::hub::check_sizes(&dest).is_ok()
+    {
         return Ok(dest);
     }
     let run_dir = crate::hub::home()

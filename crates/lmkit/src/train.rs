@@ -621,38 +621,31 @@ pub fn fit_with(
                 batches: all.len(),
                 loss: lv,
             });
-            if hooks.stopped() {
+            // A stop (Ctrl-C from a caller, or max_steps) ends the run with a checkpoint there.
+            let stop = if hooks.stopped() {
+                Some("interrupted")
+            } else if cfg.max_steps.is_some_and(|m| state.global_step >= m) {
+                Some("max_steps")
+            } else {
+                None
+            };
+            if let Some(reason) = stop {
                 bar.abandon();
                 sync_rng(model, &mut state);
                 let c = save_checkpoint(out_dir, model, &opt, &state, cfg.save_total_limit)?;
                 eprintln!(
-                    "interrupted at step {}; checkpoint {} (continue with resume)",
+                    "stopped at step {} ({reason}); checkpoint {}",
                     state.global_step,
                     c.display()
                 );
                 return Ok(Outcome {
                     state,
-                    reason: "interrupted".into(),
+                    reason: reason.into(),
                 });
             }
-            let stop_here = cfg.max_steps.is_some_and(|m| state.global_step >= m);
-            if !stop_here && state.global_step % save_every == 0 {
+            if state.global_step % save_every == 0 {
                 sync_rng(model, &mut state);
                 save_checkpoint(out_dir, model, &opt, &state, cfg.save_total_limit)?;
-            }
-            if stop_here {
-                bar.abandon();
-                sync_rng(model, &mut state);
-                let c = save_checkpoint(out_dir, model, &opt, &state, cfg.save_total_limit)?;
-                eprintln!(
-                    "stopped at step {} (max_steps); checkpoint {}",
-                    state.global_step,
-                    c.display()
-                );
-                return Ok(Outcome {
-                    state,
-                    reason: "max_steps".into(),
-                });
             }
         }
         bar.finish_and_clear();

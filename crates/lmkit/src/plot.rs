@@ -45,12 +45,8 @@ thread_local! {
     static FAMILY_NOW: Cell<&'static str> = const { Cell::new(FAMILY) };
 }
 
-pub fn has_hangul(text: &str) -> bool {
-    text.chars().any(|c| {
-        ('\u{AC00}'..='\u{D7A3}').contains(&c)
-            || ('\u{1100}'..='\u{11FF}').contains(&c)
-            || ('\u{3130}'..='\u{318F}').contains(&c)
-    })
+fn has_hangul(text: &str) -> bool {
+    text.chars().any(crate::util::is_hangul)
 }
 
 /// Registers the Hangul font once; false (with a warning saying why) when there is none.

@@ -15,6 +15,13 @@ use sha2::{Digest, Sha256};
 #[error("{0}")]
 pub struct NotFound(pub String);
 
+/// A Hangul syllable or jamo (Korean script).
+pub fn is_hangul(c: char) -> bool {
+    ('\u{AC00}'..='\u{D7A3}').contains(&c)
+        || ('\u{1100}'..='\u{11FF}').contains(&c)
+        || ('\u{3130}'..='\u{318F}').contains(&c)
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()

@@ -147,9 +147,7 @@ pub fn mostly_hangul(text: &str) -> bool {
     let (mut hangul, mut letters) = (0usize, 0usize);
     for c in text.chars().filter(|c| c.is_alphabetic()) {
         letters += 1;
-        if crate::plot::has_hangul(c.encode_utf8(&mut [0; 4])) {
-            hangul += 1;
-        }
+        hangul += usize::from(crate::util::is_hangul(c));
     }
     letters > 0 && hangul * 2 > letters
 }
@@ -198,18 +196,17 @@ impl TextClassificationPipeline {
     /// `lmkit pipeline text-classification` both read them from here, so the two cannot
     /// disagree on softmax versus sigmoid.
     pub fn scores<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<LabelScore>>> {
-        let korean: Vec<usize> = match &self.korean {
-            Some(_) => (0..texts.len())
-                .filter(|&i| mostly_hangul(texts[i].as_ref()))
-                .collect(),
+        let is_korean: Vec<bool> = match &self.korean {
+            Some(_) => texts.iter().map(|t| mostly_hangul(t.as_ref())).collect(),
             None => vec![],
         };
+        let (korean, other): (Vec<usize>, Vec<usize>) =
+            (0..is_korean.len()).partition(|&i| is_korean[i]);
         let (Some(route), false) = (&self.korean, korean.is_empty()) else {
             return self.own_scores(texts);
         };
         super::check_texts(texts)?;
         let ko = route.pipeline(self.batch_size, &korean)?;
-        let other: Vec<usize> = (0..texts.len()).filter(|i| !korean.contains(i)).collect();
         let pick =
             |idx: &[usize]| -> Vec<&str> { idx.iter().map(|&i| texts[i].as_ref()).collect() };
         let mut out = vec![vec![]; texts.len()];

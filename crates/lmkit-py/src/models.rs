@@ -148,6 +148,9 @@ impl Encoder {
 #[pyclass(module = "lmkit._lmkit", frozen)]
 pub struct SequenceClassifier {
     pub inner: Mutex<AutoModelForSequenceClassification>,
+    /// The id its tokenizer pads with (training and prediction batches pad with it), read
+    /// once at load.
+    pub pad_token_id: u32,
 }
 
 impl SequenceClassifier {
@@ -178,14 +181,19 @@ impl SequenceClassifier {
                 )))
             }
         };
-        let inner = py
+        let (inner, pad_token_id) = py
             .detach(|| -> anyhow::Result<_> {
                 let dir = lmkit::pipelines::model_dir(&id)?;
-                AutoModelForSequenceClassification::load(&dir, labels, &opts)
+                let model = AutoModelForSequenceClassification::load(&dir, labels, &opts)?;
+                // A model folder without tokenizer files pads with 0, BERT's [PAD].
+                let pad =
+                    lmkit::tokenize::AutoTokenizer::from_folder(&dir).map_or(0, |t| t.pad_token_id);
+                Ok((model, pad))
             })
             .or_other()?;
         Ok(Self {
             inner: Mutex::new(inner),
+            pad_token_id,
         })
     }
 
@@ -199,13 +207,12 @@ impl SequenceClassifier {
         token_type_ids: Option<PyReadonlyArray2<'py, i64>>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let x = model_input(input_ids, attention_mask, token_type_ids)?;
+        check_vocab(&x, vocab_size(&self.lock().config.raw))?;
         let rows = py
             .detach(|| -> anyhow::Result<Vec<Vec<f32>>> {
-                let m = self.lock();
-                check_vocab(&x, vocab_size(&m.config.raw)).map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(m.forward(&x, false)?.detach().to_vec2::<f32>()?)
+                Ok(self.lock().forward(&x, false)?.detach().to_vec2::<f32>()?)
             })
-            .map_err(crate::errors::input)?;
+            .or_input()?;
         Ok(PyArray2::from_vec2(py, &rows)?)
     }
 

@@ -82,7 +82,7 @@ pub fn train(
             }
         }
     }
-    let pad = model_pad_id(model)?;
+    let pad = model.pad_token_id;
     let stop = AtomicBool::new(false);
     let (tx, mut rx) = mpsc::channel::<Event>();
     let mut interrupt: Option<PyErr> = None;
@@ -164,17 +164,6 @@ pub fn train(
     .to_string())
 }
 
-/// The tokenizer's pad id, from the model's folder (batches pad with it).
-fn model_pad_id(model: &SequenceClassifier) -> PyResult<u32> {
-    let dir = model.lock().dir.clone();
-    if dir.as_os_str().is_empty() {
-        return Ok(0);
-    }
-    Ok(lmkit::tokenize::AutoTokenizer::from_folder(&dir)
-        .map(|t| t.pad_token_id)
-        .unwrap_or(0))
-}
-
 /// Logits (rows, num_labels) for a tokenized split, in its order (`Trainer.predict`,
 /// Keras' `model.predict`), and the mean loss when it has a "label" column.
 #[pyfunction]
@@ -188,7 +177,7 @@ pub fn predict<'py>(
     if batch_size == 0 {
         return Err(PyValueError::new_err("batch_size must be at least 1"));
     }
-    let pad = model_pad_id(model)?;
+    let pad = model.pad_token_id;
     let has_label = data.inner.column_names().contains(&"label");
     let p = py
         .detach(|| {

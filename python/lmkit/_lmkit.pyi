@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+TASKS: List[str]
 
 def fetch(id: str, force: bool = False, train_limit: Optional[int] = None) -> str:
     """Puts a catalogued model into the store (download or lmkit's own build); its folder."""

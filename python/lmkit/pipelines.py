@@ -9,15 +9,8 @@ import numpy as np
 
 from . import _lmkit
 
-TASKS = (
-    "sentiment-analysis",
-    "text-classification",
-    "zero-shot-classification",
-    "feature-extraction",
-    "text-generation",
-    "translation",
-    "summarization",
-)
+# The library's task list (lmkit::pipelines::TASKS).
+TASKS = tuple(_lmkit.TASKS)
 
 _UNSET: Any = object()
 

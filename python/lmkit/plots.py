@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -55,50 +54,41 @@ class Figure:
         return f"Figure({self.name!r}, {len(self.png)} bytes of PNG)"
 
 
+def _draw(name: str, draw: Any) -> Figure:
+    """Runs ``draw(stem)`` (a native plot writing ``stem``.png and .svg) in a temp folder and
+    reads the chart back."""
+    with tempfile.TemporaryDirectory(prefix="lmkit-plot-") as d:
+        files = draw(os.path.join(d, name))
+        return Figure._from_files([str(f) for f in files], name)
+
+
 def confusion_matrix(matrix: Any, display_labels: Sequence[str], title: str = "Confusion matrix") -> Figure:
     """A confusion matrix (rows true, columns predicted) in matplotlib's Blues."""
     m = np.asarray(matrix)
     if m.dtype.kind not in "iu":
         raise ValueError("the matrix must hold counts (integers)")
-    d = tempfile.mkdtemp(prefix="lmkit-plot-")
-    try:
-        files = _lmkit.confusion_matrix_plot(m.tolist(), [str(l) for l in display_labels],
-                                             os.path.join(d, "confusion_matrix"), title)
-        return Figure._from_files([str(f) for f in files], "confusion_matrix")
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    labels = [str(l) for l in display_labels]
+    return _draw("confusion_matrix", lambda stem: _lmkit.confusion_matrix_plot(m.tolist(), labels, stem, title))
 
 
 def bar(values: Dict[str, float], title: str = "", x_label: str = "", y_label: str = "count") -> Figure:
     """A bar chart of named values (e.g. a class distribution)."""
-    d = tempfile.mkdtemp(prefix="lmkit-plot-")
-    try:
-        files = _lmkit.bar_plot([(str(k), float(v)) for k, v in values.items()], title, x_label, y_label,
-                                os.path.join(d, "bar"))
-        return Figure._from_files([str(f) for f in files], "bar")
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    bars = [(str(k), float(v)) for k, v in values.items()]
+    return _draw("bar", lambda stem: _lmkit.bar_plot(bars, title, x_label, y_label, stem))
 
 
 def eda(dataset: Any, text_column: str = "text", label_column: str = "label") -> Dict[str, Figure]:
     """The course's EDA of a split: class counts, a histogram of words per text and its
     density per class. Keys: class_counts, words_per_text_hist, words_per_text_kde."""
-    d = tempfile.mkdtemp(prefix="lmkit-plot-")
-    try:
+    with tempfile.TemporaryDirectory(prefix="lmkit-plot-") as d:
         files = [str(f) for f in _lmkit.eda_plots(dataset._d, text_column, label_column, d)]
-        stems = sorted({os.path.splitext(os.path.basename(f))[0] for f in files})
-        return {s: Figure._from_files([f for f in files if os.path.splitext(os.path.basename(f))[0] == s], s)
-                for s in stems}
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+        by_stem: Dict[str, List[str]] = {}
+        for f in files:
+            by_stem.setdefault(os.path.splitext(os.path.basename(f))[0], []).append(f)
+        return {stem: Figure._from_files(fs, stem) for stem, fs in sorted(by_stem.items())}
 
 
 def training_curves(history: List[Dict[str, Any]]) -> Figure:
     """Train / validation loss and validation accuracy per epoch (``History.run["history"]``
     or ``trainer.state["log_history"]``)."""
-    d = tempfile.mkdtemp(prefix="lmkit-plot-")
-    try:
-        files = _lmkit.curves_plot(json.dumps(history), os.path.join(d, "training_curves"))
-        return Figure._from_files([str(f) for f in files], "training_curves")
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return _draw("training_curves", lambda stem: _lmkit.curves_plot(json.dumps(history), stem))

@@ -38,6 +38,7 @@ fn _lmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .without_time()
         .try_init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("TASKS", lmkit::pipelines::TASKS.to_vec())?;
     m.add_function(wrap_pyfunction!(fetch, m)?)?;
     m.add_class::<tokenizer::Tokenizer>()?;
     m.add_class::<datasets::Dataset>()?;
